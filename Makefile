@@ -1,0 +1,14 @@
+# `make demo` and `make test` set up .venv first (scripts/setup.sh; a no-op once done).
+PY := .venv/bin/python
+# Use the shared data beside a checkout when no data root was chosen.
+export CSN_BENCH_DATA ?= $(if $(wildcard ../shared/data/omniglot),$(abspath ../shared/data),$(CURDIR)/data)
+
+.PHONY: setup demo test
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	$(PY) cli.py demo
+
+test: setup
+	$(PY) -m pytest -q

@@ -1,0 +1,1 @@
+"""The benchmark harness: tasks, data, episodes, training, evaluation, results, report."""

@@ -1,0 +1,55 @@
+"""Backbones shared by the methods, kept as plain ``nn.Sequential`` so ``torch.func`` can use them."""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import torch
+from torch import nn
+
+from bench.registry import Registry
+
+BatchNorm = Literal["transductive", "running", "none"]
+
+
+def norm_layer(channels: int, batch_norm: BatchNorm) -> nn.Module:
+    """``transductive`` always normalises with the current batch's statistics (MAML's choice);
+    ``running`` keeps running statistics for evaluation."""
+    if batch_norm == "none":
+        return nn.Identity()
+    return nn.BatchNorm2d(channels, track_running_stats=batch_norm == "running")
+
+
+def conv_block(cin: int, cout: int, pool: Literal["max", "stride"], batch_norm: BatchNorm) -> nn.Sequential:
+    stride = 2 if pool == "stride" else 1
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, stride=stride, padding=1), norm_layer(cout, batch_norm), nn.ReLU()]
+    if pool == "max":
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+def conv4(
+    in_channels: int, filters: int, pool: Literal["max", "stride"], batch_norm: BatchNorm, spatial_mean: bool
+) -> nn.Sequential:
+    """Conv-4 (Vinyals et al. 2016): four 3x3 blocks. ``spatial_mean`` averages the last map
+    (MAML's Omniglot network); otherwise it is flattened."""
+    blocks = [conv_block(in_channels if i == 0 else filters, filters, pool, batch_norm) for i in range(4)]
+    tail: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()] if spatial_mean else [nn.Flatten()]
+    return nn.Sequential(*blocks, *tail)
+
+
+BACKBONES: Registry[Callable[..., nn.Sequential]] = Registry("backbone")
+BACKBONES.add("conv4-64-max", lambda c, bn: conv4(c, 64, "max", bn, spatial_mean=False))  # ProtoNets
+BACKBONES.add("conv4-64-stride", lambda c, bn: conv4(c, 64, "stride", bn, spatial_mean=True))  # MAML Omniglot
+BACKBONES.add("conv4-32-max", lambda c, bn: conv4(c, 32, "max", bn, spatial_mean=False))  # MAML mini-ImageNet
+
+
+def build_backbone(name: str, in_channels: int, image_size: int, batch_norm: BatchNorm) -> tuple[nn.Sequential, int]:
+    """The backbone and the size of its output feature vector for ``image_size`` inputs."""
+    net = BACKBONES.get(name)(in_channels, batch_norm)
+    with torch.no_grad():
+        was = net.training
+        net.eval() if batch_norm == "running" else net.train()
+        dim = net(torch.zeros(2, in_channels, image_size, image_size)).shape[1]
+        net.train(was)
+    return net, dim

@@ -1,0 +1,132 @@
+"""Typed, frozen configs built from nested dicts; unknown keys and wrong types are rejected.
+
+Precedence when resolving a run: command line (``--set``) > config file > profile > defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from bench.errors import UserError
+from bench.registry import unknown_name
+
+
+def build(cls: type, values: dict[str, Any] | None, where: str = "") -> Any:
+    """Builds dataclass ``cls`` from ``values``, checking every key and type.
+
+    Raises:
+        UserError: naming the dotted key that is unknown or has the wrong type.
+    """
+    values = dict(values or {})
+    if not isinstance(values, dict):
+        raise UserError(f"config section '{where or 'top level'}' must be a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in values:
+        if key not in fields:
+            raise unknown_name("config key", _join(where, key), [_join(where, k) for k in fields])
+    kwargs = {}
+    for name in fields:
+        if name in values:
+            kwargs[name] = _coerce(hints[name], values[name], _join(where, name))
+        elif dataclasses.is_dataclass(hints.get(name)) and fields[name].default is dataclasses.MISSING:
+            kwargs[name] = build(hints[name], {}, _join(where, name))
+    return cls(**kwargs)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise UserError(f"config key '{key}' must be a mapping, got {value!r}")
+        return build(tp, value, key)
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise UserError(f"config key '{key}' must be one of {', '.join(map(str, choices))}; got {value!r}")
+        return value
+    if origin is tuple:
+        (item,) = typing.get_args(tp)[:1]
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config key '{key}' must be a list, got {value!r}")
+        return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"config key '{key}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"config key '{key}' must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"config key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise UserError(f"config key '{key}' must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} for '{key}'")
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Deep merge: mappings merge key by key, anything else in ``override`` replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_assignments(items: tuple[str, ...] | list[str]) -> dict:
+    """Turns ``["train.lr=0.001", "method.shift=pre"]`` into a nested dict (values parsed as YAML)."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set expects key=value, got '{item}'")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise UserError(f"--set has an empty key part in '{item}'")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set '{key}' conflicts with another --set")
+        node[parts[-1]] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Reads a YAML mapping; a missing file or bad YAML is a one-line UserError."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read config file {path}: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,69 @@
+"""Evaluation of a method on fixed episodes, one record per episode."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+from bench.episodes import Batch, Episode, EpisodeSource
+from bench.method import Method, task_loss
+from bench.metrics import accuracy, mean_ci95, mse
+from bench.tasks import TaskSpec
+
+
+def score(outputs: torch.Tensor, batch: Batch, kind: str) -> dict[str, torch.Tensor]:
+    """Per-task metrics [T]: ``loss`` and ``accuracy`` (classification) or ``mse`` (regression)."""
+    out = {"loss": task_loss(outputs, batch.query_y, kind)}
+    if kind == "classification":
+        out["accuracy"] = accuracy(outputs, batch.query_y)
+    else:
+        out["mse"] = mse(outputs, batch.query_y)
+        if "amplitude" in batch.extras:  # comparable across amplitudes (the CSN seed's view)
+            out["mse_normalised"] = out["mse"] / batch.extras["amplitude"] ** 2
+    return out
+
+
+def primary_metric(kind: str) -> str:
+    return "accuracy" if kind == "classification" else "mse"
+
+
+def groups(items: list, size: int) -> Iterator[tuple[int, list]]:
+    for start in range(0, len(items), size):
+        yield start, items[start : start + size]
+
+
+def evaluate(
+    method: Method,
+    source: EpisodeSource,
+    episodes: list[Episode],
+    task: TaskSpec,
+    device: torch.device,
+    batch_size: int,
+) -> list[dict]:
+    """Scores ``method`` on ``episodes`` of ``task``'s shape; one dict per episode, in order.
+
+    Runs under ``no_grad``; methods that adapt by gradient (MAML) re-enable it themselves.
+    """
+    method.eval()
+    rows = []
+    with torch.no_grad():
+        for start, group in groups(episodes, batch_size):
+            batch = source.collate(group, task.ways, task.shots).to(device)
+            scores = score(method(batch), batch, task.kind)
+            for i, episode in enumerate(group):
+                row = {"episode": start + i, "fingerprint": episode.fingerprint, "classes": list(episode.classes)}
+                row.update({k: float(v[i]) for k, v in scores.items()})
+                rows.append(row)
+    return rows
+
+
+def summarise(rows: list[dict], kind: str) -> dict:
+    """Mean and 95% CI of the primary metric (and the loss) over episodes."""
+    key = primary_metric(kind)
+    mean, ci = mean_ci95([r[key] for r in rows])
+    loss, loss_ci = mean_ci95([r["loss"] for r in rows])
+    out = {"metric": key, key: mean, f"{key}_ci95": ci, "loss": loss, "loss_ci95": loss_ci, "episodes": len(rows)}
+    if rows and "mse_normalised" in rows[0]:
+        out["mse_normalised"], out["mse_normalised_ci95"] = mean_ci95([r["mse_normalised"] for r in rows])
+    return out

@@ -1,0 +1,90 @@
+"""Meta-training: one ``Trainer.step`` is one meta-batch of episodes and one optimizer step."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from bench.episodes import EpisodeSource, PyRandomStream, derive_seed, eval_episodes
+from bench.errors import RunFailed
+from bench.evaluate import evaluate, primary_metric, score, summarise
+from bench.method import Method
+from bench.runconfig import RunConfig
+
+
+class Trainer:
+    """Owns the optimizer, the learning-rate schedule and the training-episode stream."""
+
+    def __init__(self, method: Method, config: RunConfig, sources: dict[str, EpisodeSource], device: torch.device):
+        self.method = method
+        self.config = config
+        self.sources = sources
+        self.device = device
+        self.task = config.task_spec
+        train = config.settings.train
+        self.optimizer = torch.optim.Adam(method.parameters(), lr=train.lr)
+        self.scheduler = (
+            torch.optim.lr_scheduler.StepLR(self.optimizer, train.lr_decay_every, train.lr_decay)
+            if train.lr_decay_every
+            else None
+        )
+        self.stream = PyRandomStream(derive_seed("train", config.task, config.settings.seed))
+        self.iteration = 0
+        self.ways, self.shots, self.queries = config.train_shape()
+        val_n = train.val_episodes or self.task.val_episodes
+        self.val_episodes = eval_episodes(sources["val"], self.task, "val", val_n, config.settings.eval.seed)
+
+    def step(self) -> dict:
+        """One meta-training iteration; returns its loss, metric and duration."""
+        start = time.perf_counter()
+        train = self.config.settings.train
+        source = self.sources["train"]
+        episodes = [source.sample(self.ways, self.shots, self.queries, self.stream) for _ in range(train.meta_batch)]
+        batch = source.collate(episodes, self.ways, self.shots).to(self.device)
+        self.method.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        chunk = train.chunk_tasks or batch.num_tasks
+        totals: dict[str, float] = {}
+        for lo in range(0, batch.num_tasks, chunk):
+            part = batch.slice(lo, lo + chunk)
+            outputs = self.method(part)
+            loss = self.method.train_loss(outputs, part) * (part.num_tasks / batch.num_tasks)
+            loss.backward()
+            with torch.no_grad():
+                for key, value in score(outputs.detach(), part, self.task.kind).items():
+                    totals[key] = totals.get(key, 0.0) + float(value.sum())
+                totals["train_loss"] = totals.get("train_loss", 0.0) + float(loss)
+        self.iteration += 1
+        if not math.isfinite(totals["train_loss"]):
+            raise RunFailed(f"the training loss became {totals['train_loss']} at iteration {self.iteration}")
+        if train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.method.parameters(), train.grad_clip)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        row = {"iteration": self.iteration, "loss": totals.pop("train_loss")}
+        row.update({k: v / batch.num_tasks for k, v in totals.items() if k != "loss"})
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        row["seconds"] = time.perf_counter() - start
+        return row
+
+    def validate(self) -> dict:
+        start = time.perf_counter()
+        rows = evaluate(
+            self.method, self.sources["val"], self.val_episodes, self.task, self.device,
+            self.config.settings.eval.batch,
+        )
+        out = {"iteration": self.iteration, **summarise(rows, self.task.kind)}
+        out["seconds"] = time.perf_counter() - start
+        return out
+
+
+def improves(value: float, best: float | None, kind: str) -> bool:
+    """Higher accuracy, or lower MSE, than the best so far."""
+    if best is None:
+        return True
+    return value > best if primary_metric(kind) == "accuracy" else value < best

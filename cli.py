@@ -1,0 +1,166 @@
+"""Command line of the benchmark: ``python cli.py --help``."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from bench.errors import UserError
+
+
+def one_line_errors(fn):
+    """Bad input ends with one line on stderr and a non-zero exit, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+data_root_option = click.option(
+    "--data-root", type=click.Path(file_okay=False), default=None,
+    help="Folder holding omniglot/ (default: $CSN_BENCH_DATA, else ./data).",
+)
+out_option = click.option(
+    "--out", type=click.Path(file_okay=False), default="results", show_default=True,
+    help="Results folder (runs/ and index.jsonl go here).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Few-shot meta-learning benchmark: CSN, MAML and Prototypical Networks on identical episodes."""
+
+
+@cli.command("list")
+def list_cmd() -> None:
+    """Lists methods, tasks, profiles and backbones."""
+    from bench.backbones import BACKBONES
+    from bench.runconfig import PROFILES
+    from bench.tasks import TASKS
+    from methods import METHODS
+
+    click.echo("methods:")
+    for name in METHODS:
+        cls = METHODS.get(name)
+        click.echo(f"  {name:10s} {', '.join(sorted(cls.kinds))}  {(cls.__doc__ or '').strip().splitlines()[0]}")
+    click.echo("tasks:")
+    for name in TASKS:
+        t = TASKS.get(name)
+        shape = f"{t.ways}-way {t.shots}-shot" if t.kind == "classification" else f"{t.shots}-shot regression"
+        click.echo(f"  {name:16s} {shape}, {t.queries} queries, {t.test_episodes} test episodes (v{t.version})")
+    click.echo(f"profiles: {', '.join(PROFILES)}")
+    click.echo(f"backbones: {', '.join(BACKBONES)}")
+
+
+def run_options(fn):
+    options = [
+        click.option("--seed", type=int, default=None, help="Run seed (training episodes and initialisation)."),
+        click.option("--profile", default="quick", show_default=True, help="smoke, demo, quick or paper."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, help="YAML config file."),
+        click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. train.lr=0.001."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Default: auto."),
+        data_root_option,
+        out_option,
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def resolve_config(method, task, seed, profile, config_file, assignments, device):
+    from bench.config import merge, parse_assignments
+    from bench.runconfig import resolve
+
+    overrides = parse_assignments(assignments)
+    command_line = {k: v for k, v in {"seed": seed, "device": device}.items() if v is not None}
+    return resolve(method, task, profile, config_file, merge(overrides, command_line))
+
+
+@cli.command()
+@click.option("--method", required=True, help="Method name (see `list`).")
+@click.option("--task", required=True, help="Task name (see `list`).")
+@run_options
+@one_line_errors
+def run(method, task, seed, profile, config_file, assignments, device, data_root, out) -> None:
+    """Meta-trains METHOD on TASK, keeps the best validation checkpoint and tests it."""
+    import methods  # noqa: F401
+    from bench.data import resolve_root
+    from bench.runner import run as run_one
+
+    config = resolve_config(method, task, seed, profile, config_file, assignments, device)
+    run_dir = run_one(config, resolve_root(data_root), Path(out))
+    click.echo(summary_line(run_dir))
+
+
+def summary_line(run_dir: Path) -> str:
+    from bench.store import read_json
+
+    s = read_json(run_dir / "summary.json")
+    key = s["metric"]
+    return (
+        f"{s['method']} on {s['task']}: test {key} {s[key]:.4f} +- {s[key + '_ci95']:.4f} over {s['episodes']} "
+        f"episodes; {s['train_seconds']:.0f} s training, {s['wall_seconds']:.0f} s wall, "
+        f"peak memory {s['peak_memory_bytes'] / 2**20:.0f} MiB -> {run_dir}"
+    )
+
+
+@cli.command("eval")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--task", default=None, help="Evaluate on this task instead (same data, at most the trained ways).")
+@click.option("--episodes", type=int, default=None, help="Number of test episodes (default: the task's).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@data_root_option
+@one_line_errors
+def eval_cmd(run_dir, task, episodes, device, data_root) -> None:
+    """Re-evaluates a run's best checkpoint on the test episodes of its task or a compatible one."""
+    import methods  # noqa: F401
+    from bench.data import resolve_root
+    from bench.reevaluate import reevaluate
+
+    path = reevaluate(Path(run_dir), task, episodes, device, resolve_root(data_root))
+    click.echo(f"evaluation written to {path}")
+
+
+@cli.command()
+@data_root_option
+@out_option
+@one_line_errors
+def demo(data_root, out) -> None:
+    """Every method on omniglot-5w1s with the short `demo` profile, then a comparison table."""
+    import methods
+    from bench.data import resolve_root
+    from bench.runner import run as run_one
+    from bench.store import read_json
+    from bench.tasks import get_task
+
+    task = "omniglot-5w1s"
+    summaries = []
+    for name in methods.METHODS:
+        if get_task(task).kind not in methods.METHODS.get(name).kinds:
+            continue
+        config = resolve_config(name, task, 0, "demo", None, (), None)
+        summaries.append(read_json(run_one(config, resolve_root(data_root), Path(out)) / "summary.json"))
+    click.echo(f"\n{task}, demo profile (short training: not the paper numbers)")
+    click.echo(f"{'method':10s} {'accuracy':>17s} {'train s':>8s} {'s/iter':>8s} {'test ms/ep':>10s} {'peak MiB':>9s}")
+    for s in summaries:
+        click.echo(
+            f"{s['method']:10s} {100 * s['accuracy']:7.2f} +- {100 * s['accuracy_ci95']:5.2f} % "
+            f"{s['train_seconds']:8.1f} {s['seconds_per_iteration']:8.3f} {s['test_ms_per_episode']:10.2f} "
+            f"{s['peak_memory_bytes'] / 2**20:9.0f}"
+        )
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,63 @@
+"""Prototypical Networks (Snell, Swersky & Zemel, NeurIPS 2017)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from bench.backbones import build_backbone
+from bench.episodes import Batch
+from bench.method import METHODS, Method
+
+
+@dataclass(frozen=True)
+class ProtoNetConfig:
+    backbone: str = "conv4-64-max"
+    """Embedding network (``cli.py list`` shows the backbones)."""
+    batch_norm: Literal["running", "transductive"] = "running"
+
+
+def prototypes(z: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
+    """Class means of support embeddings.
+
+    Args:
+        z: [T, S, D] support embeddings. labels: [T, S] in 0..ways-1.
+    Returns:
+        [T, ways, D].
+    """
+    onehot = torch.nn.functional.one_hot(labels, ways).to(z.dtype)  # [T, S, ways]
+    return onehot.transpose(1, 2) @ z / onehot.sum(1).unsqueeze(-1)
+
+
+def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """[T, Q, D] x [T, C, D] -> [T, Q, C] squared Euclidean distances."""
+    return (a.unsqueeze(2) - b.unsqueeze(1)).pow(2).sum(-1)
+
+
+@METHODS.register("protonet")
+class ProtoNet(Method):
+    """Embeds support and queries, classifies queries by the nearest class mean."""
+
+    name = "protonet"
+    kinds = frozenset({"classification"})
+    Config = ProtoNetConfig
+    profiles = Path(__file__).with_name("profiles.yaml")
+
+    def __init__(self, config: ProtoNetConfig, task, ways: int):
+        super().__init__(config, task, ways)
+        channels = 3 if task.dataset == "miniimagenet" else 1
+        self.encoder, _ = build_backbone(config.backbone, channels, task.image_size, config.batch_norm)
+
+    @property
+    def max_ways(self) -> int | None:
+        return None  # no classifier head: any number of ways
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        t, s = batch.support_x.shape[:2]
+        x = torch.cat([batch.support_x.flatten(0, 1), batch.query_x.flatten(0, 1)])
+        z = self.encoder(x)
+        zs, zq = z[: t * s].view(t, s, -1), z[t * s :].view(t, -1, z.shape[-1])
+        return -squared_distances(zq, prototypes(zs, batch.support_y, batch.ways))
