@@ -95,7 +95,6 @@ def resolve_config(method, task, seed, profile, config_file, assignments, device
 @one_line_errors
 def run(method, task, seed, profile, config_file, assignments, device, data_root, out) -> None:
     """Meta-trains METHOD on TASK, keeps the best validation checkpoint and tests it."""
-    import methods  # noqa: F401
     from bench.data import resolve_root
     from bench.runner import run as run_one
 
@@ -125,12 +124,60 @@ def summary_line(run_dir: Path) -> str:
 @one_line_errors
 def eval_cmd(run_dir, task, episodes, device, data_root) -> None:
     """Re-evaluates a run's best checkpoint on the test episodes of its task or a compatible one."""
-    import methods  # noqa: F401
     from bench.data import resolve_root
     from bench.reevaluate import reevaluate
 
     path = reevaluate(Path(run_dir), task, episodes, device, resolve_root(data_root))
     click.echo(f"evaluation written to {path}")
+
+
+def csv_values(text: str | None, convert=str) -> list:
+    if text is None:
+        return [None]
+    try:
+        return [convert(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"cannot read the list '{text}'") from None
+
+
+@cli.command()
+@click.option("--method", required=True, help="Method name (see `list`).")
+@click.option("--task", required=True, help="Task name (see `list`).")
+@click.option("--impl", default=None, help="Comma-separated values of the method's `impl` setting to compare.")
+@click.option("--chunks", default=None, help="Comma-separated train.chunk_tasks values to compare (0: whole meta-batch).")
+@click.option("--iterations", type=click.IntRange(1), default=5, show_default=True, help="Timed iterations.")
+@click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help="Untimed iterations first.")
+@run_options
+@one_line_errors
+def bench(method, task, impl, chunks, iterations, warmup, seed, profile, config_file, assignments, device, data_root, out) -> None:
+    """Times meta-training iterations of each variant on the same episodes (a fresh process each)."""
+    from bench.benchmark import time_in_fresh_process
+    from bench.config import merge, parse_assignments
+    from bench.data import resolve_root
+    from bench.runner import now_stamp
+    from bench.store import write_json
+
+    rows = []
+    for impl_value in csv_values(impl):
+        for chunk in csv_values(chunks, int):
+            extra = [f"method.impl={impl_value}"] if impl_value is not None else []
+            extra += [f"train.chunk_tasks={chunk}"] if chunk is not None else []
+            config = resolve_config(method, task, seed, profile, config_file, (*assignments, *extra), device)
+            label = ", ".join(extra) or "default"
+            click.echo(f"timing {label} ...", err=True)
+            result = time_in_fresh_process(config, resolve_root(data_root), iterations, warmup)
+            rows.append({"variant": label, "config": config.to_dict(), **result})
+    base = rows[0]["seconds_per_iteration"]
+    click.echo(f"{method} on {task} ({rows[0]['device']}, {iterations} iterations after {warmup} warm-up)")
+    click.echo(f"{'variant':40s} {'s/iter':>8s} {'episodes/s':>10s} {'peak MiB':>9s} {'speed vs first':>14s}")
+    for r in rows:
+        click.echo(
+            f"{r['variant']:40s} {r['seconds_per_iteration']:8.3f} {r['episodes_per_second']:10.1f} "
+            f"{r['peak_memory_bytes'] / 2**20:9.0f} {base / r['seconds_per_iteration']:13.2f}x"
+        )
+    path = Path(out) / "bench" / f"{task}__{method}__{now_stamp()}.json"
+    write_json(path, {"iterations": iterations, "warmup": warmup, "rows": rows})
+    click.echo(f"written to {path}")
 
 
 @cli.command()

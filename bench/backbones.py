@@ -12,12 +12,35 @@ from bench.registry import Registry
 BatchNorm = Literal["transductive", "running", "none"]
 
 
+class TransductiveBatchNorm2d(nn.Module):
+    """Batch norm that always uses the current batch's statistics (MAML's transductive mode).
+
+    Written with plain tensor ops rather than ``F.batch_norm``: under ``torch.func.vmap``
+    the fused kernel's double backward gives wrong second-order gradients for the layers
+    below it (found by this project's batched-vs-reference MAML test; torch 2.14).
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
 def norm_layer(channels: int, batch_norm: BatchNorm) -> nn.Module:
     """``transductive`` always normalises with the current batch's statistics (MAML's choice);
     ``running`` keeps running statistics for evaluation."""
     if batch_norm == "none":
         return nn.Identity()
-    return nn.BatchNorm2d(channels, track_running_stats=batch_norm == "running")
+    if batch_norm == "transductive":
+        return TransductiveBatchNorm2d(channels)
+    return nn.BatchNorm2d(channels)
 
 
 def conv_block(cin: int, cout: int, pool: Literal["max", "stride"], batch_norm: BatchNorm) -> nn.Sequential:
@@ -42,14 +65,18 @@ BACKBONES: Registry[Callable[..., nn.Sequential]] = Registry("backbone")
 BACKBONES.add("conv4-64-max", lambda c, bn: conv4(c, 64, "max", bn, spatial_mean=False))  # ProtoNets
 BACKBONES.add("conv4-64-stride", lambda c, bn: conv4(c, 64, "stride", bn, spatial_mean=True))  # MAML Omniglot
 BACKBONES.add("conv4-32-max", lambda c, bn: conv4(c, 32, "max", bn, spatial_mean=False))  # MAML mini-ImageNet
+# Finn et al.'s sinusoid regressor body: 1-40-40 ReLU (the head adds the output layer).
+BACKBONES.add("mlp-40-40", lambda c, bn: nn.Sequential(nn.Linear(c, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU()))
 
 
 def build_backbone(name: str, in_channels: int, image_size: int, batch_norm: BatchNorm) -> tuple[nn.Sequential, int]:
-    """The backbone and the size of its output feature vector for ``image_size`` inputs."""
+    """The backbone and the size of its output feature vector for ``image_size`` inputs
+    (``image_size`` 0: vectors of ``in_channels`` features)."""
     net = BACKBONES.get(name)(in_channels, batch_norm)
     with torch.no_grad():
         was = net.training
         net.eval() if batch_norm == "running" else net.train()
-        dim = net(torch.zeros(2, in_channels, image_size, image_size)).shape[1]
+        shape = (2, in_channels, image_size, image_size) if image_size else (2, in_channels)
+        dim = net(torch.zeros(shape)).shape[1]
         net.train(was)
     return net, dim

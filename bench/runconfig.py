@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from bench.config import build, load_yaml, merge, to_dict
 from bench.errors import UserError
-from bench.method import METHODS, Method
+from bench.method import Method
+from methods import METHODS
 from bench.registry import unknown_name
 from bench.tasks import TaskSpec, get_task
 

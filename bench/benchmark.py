@@ -1,0 +1,52 @@
+"""``cli.py bench``: times meta-training iterations of method variants on the same episodes.
+
+Each variant runs in a fresh process, so its peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+from bench.runconfig import RunConfig
+
+
+def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: int) -> dict:
+    """Seconds per iteration after ``warmup`` iterations, episodes per second and peak memory."""
+    import torch
+
+    from bench.env import device_name, peak_memory_bytes, pick_device, reset_peak_memory
+    from bench.episodes import build_sources
+    from bench.runner import check_shapes, make_method
+    from bench.train import Trainer
+
+    device = pick_device(config.settings.device)
+    sources = build_sources(config.task_spec, data_root)
+    check_shapes(config, sources)
+    method = make_method(config, device)
+    trainer = Trainer(method, config, sources, device)
+    for _ in range(warmup):
+        trainer.step()
+    baseline = peak_memory_bytes(device) if device.type == "cpu" else 0
+    reset_peak_memory(device)
+    start = time.perf_counter()
+    for _ in range(iterations):
+        trainer.step()
+    seconds = (time.perf_counter() - start) / iterations
+    peak = peak_memory_bytes(device)
+    return {
+        "seconds_per_iteration": seconds,
+        "episodes_per_second": config.settings.train.meta_batch / seconds,
+        "peak_memory_bytes": peak,
+        "peak_memory_kind": "cuda_allocated" if device.type == "cuda" else "cpu_rss",
+        "rss_before_timing_bytes": baseline,
+        "device": device_name(device),
+        "torch_threads": torch.get_num_threads(),
+        "impl_used": getattr(method, "impl_used", None),
+    }
+
+
+def time_in_fresh_process(config: RunConfig, data_root: Path, iterations: int, warmup: int) -> dict:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(time_training, (config, data_root, iterations, warmup))

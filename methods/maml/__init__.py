@@ -1,0 +1,155 @@
+"""Model-Agnostic Meta-Learning (Finn, Abbeel & Levine, ICML 2017).
+
+Three interchangeable implementations of the same algorithm (setting ``impl``):
+
+- ``batched``: every task of the meta-batch adapted at once, ``torch.func.vmap`` over a pure
+  adaptation function built from ``functional_call`` and ``grad``.
+- ``looped``: the same pure function, one task at a time (no per-task weights in one kernel;
+  on CPU the batched query pass becomes a grouped convolution, which can be slower).
+- ``reference``: learn2learn's ``MAML`` wrapper (``clone()`` / ``adapt()``), task by task,
+  the way its examples do it.
+- ``auto`` (default): times ``batched`` and ``looped`` on the first meta-batch on the device
+  in use and keeps the faster one (recorded as ``impl_used``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from bench.backbones import build_backbone
+from bench.episodes import Batch
+from bench.errors import UserError
+from bench.method import METHODS, Method, mask_logits, task_loss
+
+
+@dataclass(frozen=True)
+class MAMLConfig:
+    backbone: str = "auto"
+    """``auto``: conv4-64-stride (Omniglot), conv4-32-max (mini-ImageNet), mlp-40-40 (sinusoid)."""
+    inner_lr: float = 0.4
+    inner_steps: int = 1
+    """Inner gradient steps during meta-training."""
+    eval_inner_steps: int = 3
+    """Inner gradient steps at validation and test time."""
+    first_order: bool = False
+    """Drop the second-order terms (no graph through the inner gradients)."""
+    batch_norm: Literal["transductive", "running"] = "transductive"
+    """``transductive``: batch statistics at train and test (the MAML paper); ``running``: running statistics at test."""
+    impl: Literal["auto", "batched", "looped", "reference"] = "auto"
+
+
+AUTO_BACKBONE = {"omniglot": "conv4-64-stride", "miniimagenet": "conv4-32-max", "sinusoid": "mlp-40-40"}
+
+
+@METHODS.register("maml")
+class MAML(Method):
+    """Learns an initialisation that a few gradient steps on the support set adapt to each task."""
+
+    name = "maml"
+    kinds = frozenset({"classification", "regression"})
+    Config = MAMLConfig
+    profiles = Path(__file__).with_name("profiles.yaml")
+
+    def __init__(self, config: MAMLConfig, task, ways: int):
+        super().__init__(config, task, ways)
+        if config.inner_steps < 1 or config.eval_inner_steps < 0:
+            raise UserError("method.inner_steps must be at least 1 and method.eval_inner_steps 0 or more")
+        if config.batch_norm == "running" and config.impl in ("batched", "looped"):
+            raise UserError(
+                "method.batch_norm=running updates statistics in place, which torch.func cannot do: use impl reference"
+            )
+        backbone = AUTO_BACKBONE[task.dataset] if config.backbone == "auto" else config.backbone
+        in_channels = {"omniglot": 1, "miniimagenet": 3, "sinusoid": 1}[task.dataset]
+        body, dim = build_backbone(backbone, in_channels, task.image_size, config.batch_norm)
+        self.net = nn.Sequential(body, nn.Linear(dim, ways if task.kind == "classification" else 1))
+        self.impl_used = config.impl if config.impl != "auto" else None
+        if config.batch_norm == "running" and config.impl == "auto":
+            self.impl_used = "reference"
+
+    # -- the pure adaptation function shared by `batched` and `looped` -------------------
+
+    def _predict(self, params: dict, x: torch.Tensor, ways: int) -> torch.Tensor:
+        out = functional_call(self.net, (params, dict(self.net.named_buffers())), (x,))
+        return mask_logits(out, ways) if self.task.kind == "classification" else out
+
+    def _inner_loss(self, params: dict, x: torch.Tensor, y: torch.Tensor, ways: int) -> torch.Tensor:
+        out = self._predict(params, x, ways).unsqueeze(0)
+        return task_loss(out, y.unsqueeze(0), self.task.kind)[0]
+
+    def adapt(self, params: dict, x: torch.Tensor, y: torch.Tensor, ways: int, steps: int, second_order: bool) -> dict:
+        """``steps`` gradient steps from ``params`` on one task's support set; returns new parameters.
+
+        With ``second_order`` the result stays differentiable through the inner gradients
+        (``torch.func.grad`` is composable with the outer autograd); otherwise they are detached.
+        """
+        for _ in range(steps):
+            grads = grad(self._inner_loss)(params, x, y, ways)
+            if not second_order:
+                grads = {k: g.detach() for k, g in grads.items()}
+            params = {k: p - self.config.inner_lr * grads[k] for k, p in params.items()}
+        return params
+
+    def _task_outputs(self, params, sx, sy, qx, ways, steps, second_order):
+        return self._predict(self.adapt(params, sx, sy, ways, steps, second_order), qx, ways)
+
+    def forward_batched(self, batch: Batch, steps: int, second_order: bool) -> torch.Tensor:
+        params = dict(self.net.named_parameters())
+        per_task = lambda sx, sy, qx: self._task_outputs(params, sx, sy, qx, batch.ways, steps, second_order)  # noqa: E731
+        return vmap(per_task, randomness="error")(batch.support_x, batch.support_y, batch.query_x)
+
+    def forward_looped(self, batch: Batch, steps: int, second_order: bool) -> torch.Tensor:
+        params = dict(self.net.named_parameters())
+        return torch.stack(
+            [
+                self._task_outputs(params, batch.support_x[t], batch.support_y[t], batch.query_x[t], batch.ways, steps, second_order)
+                for t in range(batch.num_tasks)
+            ]
+        )
+
+    def forward_reference(self, batch: Batch, steps: int, second_order: bool) -> torch.Tensor:
+        import learn2learn as l2l
+
+        # Built per call so that the wrapper's copy of `net` is never registered twice.
+        maml = l2l.algorithms.MAML(self.net, lr=self.config.inner_lr, first_order=not second_order)
+        outs = []
+        for t in range(batch.num_tasks):
+            learner = maml.clone()
+            for _ in range(steps):
+                out = learner(batch.support_x[t])
+                out = mask_logits(out, batch.ways) if self.task.kind == "classification" else out
+                learner.adapt(task_loss(out.unsqueeze(0), batch.support_y[t].unsqueeze(0), self.task.kind)[0])
+            out = learner(batch.query_x[t])
+            outs.append(mask_logits(out, batch.ways) if self.task.kind == "classification" else out)
+        return torch.stack(outs)
+
+    def _choose_impl(self, batch: Batch, steps: int, second_order: bool) -> str:
+        """Times one forward and backward pass of each candidate and keeps the faster."""
+        timings = {}
+        for impl in ("batched", "looped"):
+            best = float("inf")
+            for _ in range(2):  # the first call pays one-off costs
+                start = time.perf_counter()
+                out = getattr(self, f"forward_{impl}")(batch, steps, second_order)
+                grads = torch.autograd.grad(self.train_loss(out, batch), list(self.parameters()), allow_unused=True)
+                del grads
+                if batch.query_x.is_cuda:
+                    torch.cuda.synchronize(batch.query_x.device)
+                best = min(best, time.perf_counter() - start)
+            timings[impl] = best
+        return min(timings, key=timings.get)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        steps = self.config.inner_steps if self.training else self.config.eval_inner_steps
+        second_order = self.training and not self.config.first_order
+        with torch.enable_grad():  # adaptation needs gradients, also under evaluation's no_grad
+            if self.impl_used is None:
+                self.impl_used = self._choose_impl(batch, steps, second_order)
+            out = getattr(self, f"forward_{self.impl_used}")(batch, steps, second_order)
+        return out if self.training else out.detach()

@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from bench.data import N_CHARACTERS, load_split
+from bench.errors import DataError, UserError
+from bench.episodes import ClassificationSource, omniglot_split
+
+
+def characters(lines):
+    return {line.rsplit("/", 1)[0] for line in lines}
+
+
+def test_vinyals_splits_are_disjoint_and_complete(data_root, omniglot):
+    train, val, test = (load_split(data_root, s, download=False) for s in ("train", "val", "test"))
+    assert (len(characters(train)), len(characters(val)), len(characters(test))) == (1028, 172, 423)
+    assert (len(train), len(val), len(test)) == (4112, 688, 1692)
+    assert not characters(train) & characters(val)
+    assert not characters(train) & characters(test)
+    assert not characters(val) & characters(test)
+    assert characters(train) | characters(val) | characters(test) == set(omniglot.characters)
+    assert len(omniglot.characters) == N_CHARACTERS
+
+
+def test_preprocessing_gives_28px_strokes_high(omniglot):
+    assert omniglot.images.shape == (1623, 20, 28, 28)
+    assert omniglot.images.dtype == torch.uint8
+    # strokes = 1 after inversion: background (0) dominates every image
+    assert (omniglot.images.float().mean(dim=(2, 3)) < 128).all()
+
+
+def test_rotations_are_their_own_classes(omniglot):
+    lines = ["Latin/character01/rot000", "Latin/character01/rot090"]
+    source = omniglot_split(omniglot, lines)
+    assert torch.equal(source.images[1], torch.rot90(source.images[0], 1, dims=(-2, -1)))
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    from bench.data import load_omniglot
+
+    with pytest.raises(DataError, match="Omniglot not found under"):
+        load_omniglot(tmp_path, download=False)
+    with pytest.raises(DataError, match="split file missing"):
+        load_split(tmp_path, "train", download=False)
+
+
+def test_impossible_episodes_are_rejected():
+    source = ClassificationSource(torch.zeros(4, 20, 2, 2, dtype=torch.uint8), list("abcd"))
+    with pytest.raises(UserError, match="5 ways but the split has only 4 classes"):
+        source.check(5, 1, 1, "test")
+    with pytest.raises(UserError, match="only 20 samples"):
+        source.check(2, 5, 16, "test")

@@ -1,0 +1,32 @@
+import torch
+
+from bench.episodes import Batch
+from bench.runconfig import resolve
+from methods.protonet import prototypes, squared_distances
+from bench.runner import make_method
+
+
+def test_prototypes_are_class_means():
+    z = torch.tensor([[[1.0, 0.0], [3.0, 2.0], [0.0, 5.0], [10.0, 1.0]]])
+    labels = torch.tensor([[0, 0, 1, 0]])
+    protos = prototypes(z, labels, 2)
+    assert torch.allclose(protos, torch.tensor([[[14 / 3, 1.0], [0.0, 5.0]]]))
+
+
+def test_squared_distances():
+    a = torch.tensor([[[0.0, 0.0], [1.0, 1.0]]])
+    b = torch.tensor([[[3.0, 4.0]]])
+    assert squared_distances(a, b).tolist() == [[[25.0], [13.0]]]
+
+
+def test_predictions_do_not_depend_on_support_order():
+    method = make_method(resolve("protonet", "omniglot-5w1s", "smoke"), torch.device("cpu")).eval()
+    torch.manual_seed(0)
+    sx, qx = torch.rand(2, 10, 1, 28, 28), torch.rand(2, 6, 1, 28, 28)
+    sy = torch.arange(5).repeat_interleave(2).repeat(2, 1)
+    qy = torch.zeros(2, 6, dtype=torch.long)
+    perm = torch.randperm(10)
+    with torch.no_grad():
+        a = method(Batch(sx, sy, qx, qy, 5))
+        b = method(Batch(sx[:, perm], sy[:, perm], qx, qy, 5))
+    assert torch.allclose(a, b, atol=1e-4)
