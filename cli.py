@@ -169,12 +169,14 @@ def bench(method, task, impl, chunks, iterations, warmup, seed, profile, config_
             rows.append({"variant": label, "config": config.to_dict(), **result})
     base = rows[0]["seconds_per_iteration"]
     click.echo(f"{method} on {task} ({rows[0]['device']}, {iterations} iterations after {warmup} warm-up)")
-    click.echo(f"{'variant':40s} {'s/iter':>8s} {'episodes/s':>10s} {'peak MiB':>9s} {'speed vs first':>14s}")
+    click.echo(f"{'variant':44s} {'s/iter':>8s} {'episodes/s':>10s} {'peak MiB':>9s} {'training MiB':>12s} {'speed vs first':>14s}")
     for r in rows:
         click.echo(
-            f"{r['variant']:40s} {r['seconds_per_iteration']:8.3f} {r['episodes_per_second']:10.1f} "
-            f"{r['peak_memory_bytes'] / 2**20:9.0f} {base / r['seconds_per_iteration']:13.2f}x"
+            f"{r['variant']:44s} {r['seconds_per_iteration']:8.3f} {r['episodes_per_second']:10.1f} "
+            f"{r['peak_memory_bytes'] / 2**20:9.0f} {r['training_memory_bytes'] / 2**20:12.0f} "
+            f"{base / r['seconds_per_iteration']:13.2f}x"
         )
+    click.echo("peak: CUDA peak allocated on a GPU, the process's peak RSS on CPU; training: the peak minus memory in use before the first step")
     path = Path(out) / "bench" / f"{task}__{method}__{now_stamp()}.json"
     write_json(path, {"iterations": iterations, "warmup": warmup, "rows": rows})
     click.echo(f"written to {path}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+import contextlib
+from typing import Callable, Iterator, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bench.registry import Registry
@@ -15,22 +17,40 @@ BatchNorm = Literal["transductive", "running", "none"]
 class TransductiveBatchNorm2d(nn.Module):
     """Batch norm that always uses the current batch's statistics (MAML's transductive mode).
 
-    Written with plain tensor ops rather than ``F.batch_norm``: under ``torch.func.vmap``
-    the fused kernel's double backward gives wrong second-order gradients for the layers
-    below it (found by this project's batched-vs-reference MAML test; torch 2.14).
+    ``fused`` selects PyTorch's batch-norm kernel. Under ``torch.func.vmap`` that kernel's
+    double backward gives wrong second-order gradients for the layers below it (found by
+    this project's batched-vs-reference MAML test, torch 2.14), so vmapped code switches to
+    the composite form with ``composite_batch_norm``.
     """
 
     def __init__(self, channels: int, eps: float = 1e-5):
         super().__init__()
         self.eps = eps
+        self.fused = True
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        # One-pass statistics and a per-channel affine map keep few full-size tensors in the graph.
         mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
-        x = (x - mean) * torch.rsqrt(var + self.eps)
-        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        var = (x * x).mean(dim=(0, 2, 3), keepdim=True) - mean * mean
+        scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var.clamp_min(0) + self.eps)
+        return torch.addcmul(self.bias.view(1, -1, 1, 1) - mean * scale, x, scale)
+
+
+@contextlib.contextmanager
+def composite_batch_norm(module: nn.Module) -> Iterator[None]:
+    """Uses the composite (vmap-safe) form in every ``TransductiveBatchNorm2d`` of ``module``."""
+    layers = [m for m in module.modules() if isinstance(m, TransductiveBatchNorm2d)]
+    for m in layers:
+        m.fused = False
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.fused = True
 
 
 def norm_layer(channels: int, batch_norm: BatchNorm) -> nn.Module:

@@ -16,7 +16,7 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
     """Seconds per iteration after ``warmup`` iterations, episodes per second and peak memory."""
     import torch
 
-    from bench.env import device_name, peak_memory_bytes, pick_device, reset_peak_memory
+    from bench.env import current_rss_bytes, device_name, peak_memory_bytes, pick_device, reset_peak_memory
     from bench.episodes import build_sources
     from bench.runner import check_shapes, make_method
     from bench.train import Trainer
@@ -26,10 +26,11 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
     check_shapes(config, sources)
     method = make_method(config, device)
     trainer = Trainer(method, config, sources, device)
+    # On CPU the peak RSS covers the whole process: report what training adds to it too.
+    baseline = current_rss_bytes() if device.type == "cpu" else 0
+    reset_peak_memory(device)
     for _ in range(warmup):
         trainer.step()
-    baseline = peak_memory_bytes(device) if device.type == "cpu" else 0
-    reset_peak_memory(device)
     start = time.perf_counter()
     for _ in range(iterations):
         trainer.step()
@@ -40,7 +41,7 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
         "episodes_per_second": config.settings.train.meta_batch / seconds,
         "peak_memory_bytes": peak,
         "peak_memory_kind": "cuda_allocated" if device.type == "cuda" else "cpu_rss",
-        "rss_before_timing_bytes": baseline,
+        "training_memory_bytes": peak - baseline,
         "device": device_name(device),
         "torch_threads": torch.get_num_threads(),
         "impl_used": getattr(method, "impl_used", None),

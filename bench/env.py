@@ -61,6 +61,15 @@ def reset_peak_memory(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def current_rss_bytes() -> int:
+    """Resident set size now (Linux); 0 where /proc is unavailable."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
 def peak_memory_bytes(device: torch.device) -> int:
     """CUDA peak allocated on a GPU; the process's peak resident set size on CPU."""
     if device.type == "cuda":

@@ -51,6 +51,9 @@ def evaluate(
         for start, group in groups(episodes, batch_size):
             batch = source.collate(group, task.ways, task.shots).to(device)
             scores = score(method(batch), batch, task.kind)
+            before = method.unadapted(batch)
+            if before is not None:
+                scores.update({f"{k}_unadapted": v for k, v in score(before, batch, task.kind).items()})
             for i, episode in enumerate(group):
                 row = {"episode": start + i, "fingerprint": episode.fingerprint, "classes": list(episode.classes)}
                 row.update({k: float(v[i]) for k, v in scores.items()})
@@ -59,11 +62,10 @@ def evaluate(
 
 
 def summarise(rows: list[dict], kind: str) -> dict:
-    """Mean and 95% CI of the primary metric (and the loss) over episodes."""
-    key = primary_metric(kind)
-    mean, ci = mean_ci95([r[key] for r in rows])
-    loss, loss_ci = mean_ci95([r["loss"] for r in rows])
-    out = {"metric": key, key: mean, f"{key}_ci95": ci, "loss": loss, "loss_ci95": loss_ci, "episodes": len(rows)}
-    if rows and "mse_normalised" in rows[0]:
-        out["mse_normalised"], out["mse_normalised_ci95"] = mean_ci95([r["mse_normalised"] for r in rows])
+    """Mean and 95% CI over episodes of every per-episode number; ``metric`` names the primary one."""
+    out: dict = {"metric": primary_metric(kind)}
+    for key, value in rows[0].items():
+        if key != "episode" and isinstance(value, float):
+            out[key], out[f"{key}_ci95"] = mean_ci95([r[key] for r in rows])
+    out["episodes"] = len(rows)
     return out

@@ -48,6 +48,15 @@ class Method(nn.Module):
         """Query predictions [T, Q, batch.ways] (logits) or [T, Q, 1] (regression)."""
         raise NotImplementedError
 
+    def unadapted(self, batch: Batch) -> torch.Tensor | None:
+        """Query predictions before any adaptation to the support set, for comparison
+        (MAML: zero inner steps; CSN: no shifts); None where that means nothing."""
+        return None
+
+    def info(self) -> dict:
+        """Facts decided while running (e.g. the implementation chosen), recorded with results."""
+        return {}
+
     def train_loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
         """The meta-training loss (mean over tasks); by default the task loss."""
         return task_loss(outputs, batch.query_y, self.task.kind).mean()

@@ -142,6 +142,7 @@ def run(config: RunConfig, data_root: Path, out: Path, progress: bool = True) ->
         "seed": settings.seed,
         "run": run_dir.name,
         **summarise(rows, task.kind),
+        "method_info": method.info(),
         "best_iteration": best_iteration,
         "best_val": best_value,
         "iterations": trainer.iteration,

@@ -9,7 +9,7 @@ from bench.runconfig import resolve
 from bench.runner import make_method
 from methods.maml import MAML
 
-IMPLS = ("batched", "looped", "reference")
+IMPLS = ("batched", "split", "looped", "reference")
 
 
 def linear_maml(first_order: bool):
@@ -72,7 +72,7 @@ def meta_grads(method, batch, impl, second_order, steps=2):
 def test_batched_looped_and_reference_agree_with_batch_norm(second_order):
     method, batch = conv_case("transductive")
     ref_loss, ref = meta_grads(method, batch, "reference", second_order)
-    for impl in ("batched", "looped"):
+    for impl in ("batched", "split", "looped"):
         loss, grads = meta_grads(method, batch, impl, second_order)
         assert loss.item() == pytest.approx(ref_loss.item(), rel=1e-10)
         assert torch.allclose(grads, ref, atol=1e-10, rtol=1e-8), impl
@@ -87,7 +87,7 @@ def test_looped_and_reference_agree_without_batch_norm_in_the_path(second_order)
     x, q = torch.rand(4, 5, 1, generator=g, dtype=torch.float64), torch.rand(4, 6, 1, generator=g, dtype=torch.float64)
     batch = Batch(x, torch.sin(x), q, torch.sin(q), 0)
     _, ref = meta_grads(method, batch, "reference", second_order, steps=3)
-    for impl in ("batched", "looped"):
+    for impl in ("batched", "split", "looped"):
         _, grads = meta_grads(method, batch, impl, second_order, steps=3)
         assert torch.allclose(grads, ref, atol=1e-10)
 
