@@ -67,7 +67,7 @@ def list_cmd() -> None:
 def run_options(fn):
     options = [
         click.option("--seed", type=int, default=None, help="Run seed (training episodes and initialisation)."),
-        click.option("--profile", default="quick", show_default=True, help="smoke, demo, quick or paper."),
+        click.option("--profile", default="quick", show_default=True, help="smoke, demo, quick, paper (or seed, for csn)."),
         click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, help="YAML config file."),
         click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. train.lr=0.001."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Default: auto."),

@@ -13,7 +13,7 @@ from methods import METHODS
 from bench.registry import unknown_name
 from bench.tasks import TaskSpec, get_task
 
-PROFILES = ("smoke", "demo", "quick", "paper")
+PROFILES = ("smoke", "demo", "quick", "paper", "seed")
 
 
 @dataclass(frozen=True)

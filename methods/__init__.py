@@ -1,6 +1,6 @@
 """The meta-learning methods. Importing this package registers each one in ``METHODS``."""
 
 from bench.method import METHODS, Method
-from methods import maml, protonet  # noqa: F401  (registers)
+from methods import csn, maml, protonet  # noqa: F401  (registers)
 
 __all__ = ["METHODS", "Method"]
