@@ -182,6 +182,18 @@ def bench(method, task, impl, chunks, iterations, warmup, seed, profile, config_
     click.echo(f"written to {path}")
 
 
+@cli.command("plot-shifts")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--task-seed", type=int, default=0, show_default=True, help="Which sinusoid task to draw.")
+@one_line_errors
+def plot_shifts(run_dir, task_seed) -> None:
+    """Draws a CSN sinusoid run's shifts (before/after, single reads, all together) as PNGs."""
+    from bench.shift_plots import write_shift_plots
+
+    for path in write_shift_plots(Path(run_dir), task_seed):
+        click.echo(f"wrote {path}")
+
+
 @cli.command()
 @data_root_option
 @out_option

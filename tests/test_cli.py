@@ -130,3 +130,20 @@ def test_eval_rejects_bad_runs(protonet_run, tmp_path, data_root):
             (broken / p.name).write_bytes(p.read_bytes())
     (broken / "best.pt").write_bytes((run_dir / "best.pt").read_bytes()[:100])
     one_line_error(invoke("eval", broken, "--data-root", data_root), 2, "cannot load checkpoint")
+
+
+@pytest.mark.slow
+def test_plot_shifts_writes_the_three_kinds_of_figure(tmp_path, data_root):
+    result = invoke("run", "--method", "csn", "--task", "sinusoid-5s", "--profile", "smoke", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    run_dir = the_run(tmp_path)
+    result = invoke("plot-shifts", run_dir, "--task-seed", 3)
+    assert result.exit_code == 0, result.output
+    names = {p.name: p.stat().st_size for p in (run_dir / "plots").iterdir()}
+    assert set(names) == {"shift_before_after.png", "shift_read_at_-3.png", "shift_read_at_+0.png",
+                          "shift_read_at_+3.png", "shifts_all.png"}
+    assert all(size > 1000 for size in names.values())
+
+
+def test_plot_shifts_refuses_other_runs(protonet_run):
+    one_line_error(invoke("plot-shifts", the_run(protonet_run)), 2, "needs a CSN run on a sinusoid task")

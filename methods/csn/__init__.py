@@ -45,6 +45,10 @@ class CSNConfig:
     """Key embedding size; 0 means the architecture's."""
     value_hidden: tuple[int, ...] = ()
     """Hidden sizes of the value MLP; empty means the architecture's."""
+    batch_norm: Literal["none", "keys", "all"] = "keys"
+    """Batch norm (running statistics at test) in the key network, in both networks, or nowhere.
+    Without it, a freshly initialised deep key network maps every image to nearly the same
+    direction, attention is uniform and training stalls at chance."""
     normalise_query_loss: bool = False
     """Regression: divide query targets and predictions by the amplitude in the training loss (seed)."""
 
@@ -94,13 +98,15 @@ class LayerStack(nn.Module):
     """Dense or conv layers with ReLU and optional pooling; records pre-activations and
     adds per-example shifts to chosen layers."""
 
-    def __init__(self, spec, in_shape: tuple[int, ...]):
+    def __init__(self, spec, in_shape: tuple[int, ...], batch_norm: bool = False):
         super().__init__()
         self.spec = spec
         self.ops = nn.ModuleList()
+        self.norms = nn.ModuleList()
         shape = in_shape
         self.shapes: list[tuple[int, ...]] = []  # pre-activation shape of each layer
         for kind, width, pool in spec:
+            self.norms.append((nn.BatchNorm2d if kind == "conv" else nn.BatchNorm1d)(width) if batch_norm else nn.Identity())
             if kind == "conv":
                 self.ops.append(nn.Conv2d(shape[0], width, 3, padding=1))
                 shape = (width, *shape[1:])
@@ -116,10 +122,10 @@ class LayerStack(nn.Module):
         """Returns (flattened features, pre-activations of every layer)."""
         pre = []
         h = x
-        for i, (op, (kind, _, pool)) in enumerate(zip(self.ops, self.spec)):
+        for i, (op, norm, (kind, _, pool)) in enumerate(zip(self.ops, self.norms, self.spec)):
             if kind == "dense" and h.dim() > 2:
                 h = h.flatten(1)
-            a = op(h)
+            a = norm(op(h))
             pre.append(a)
             beta = None if shifts is None else shifts.get(i)
             if beta is None:
@@ -193,9 +199,9 @@ class CSN(Method):
         self.architecture = name
         in_shape = (1,) if task.kind == "regression" else (3 if task.dataset == "miniimagenet" else 1, task.image_size, task.image_size)
         self.outputs = ways if task.kind == "classification" else 1
-        self.base = LayerStack(arch.base, in_shape)
+        self.base = LayerStack(arch.base, in_shape, batch_norm=config.batch_norm == "all")
         self.head = nn.Linear(self.base.out_dim, self.outputs)
-        self.keys = LayerStack(arch.key, in_shape)
+        self.keys = LayerStack(arch.key, in_shape, batch_norm=config.batch_norm in ("keys", "all"))
         self.key_head = nn.Linear(self.keys.out_dim, config.key_size or arch.key_size)
         value_in = self.outputs if config.conditioning == "df" else 1
         self.value = _mlp([value_in, *(config.value_hidden or arch.value_hidden), 1])
