@@ -182,6 +182,36 @@ def bench(method, task, impl, chunks, iterations, warmup, seed, profile, config_
     click.echo(f"written to {path}")
 
 
+@cli.command()
+@click.option("--methods", "method_names", required=True, help="Comma-separated methods.")
+@click.option("--tasks", "task_names", required=True, help="Comma-separated tasks.")
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
+@run_options
+@one_line_errors
+def sweep(method_names, task_names, seeds, seed, profile, config_file, assignments, device, data_root, out) -> None:
+    """Runs a grid of methods x tasks x seeds one at a time; finished runs are skipped, so a
+    stopped sweep carries on where it was."""
+    from bench.data import resolve_root
+    from bench.runner import run as run_one
+    from bench.sweep import sweep as run_sweep
+    from bench.tasks import get_task
+    from methods import METHODS
+
+    if seed is not None:
+        raise UserError("sweep takes --seeds, not --seed")
+    configs = []
+    for task in csv_values(task_names):
+        for method in csv_values(method_names):
+            if get_task(task).kind not in METHODS.get(method).kinds:
+                click.echo(f"skipping {method} on {task}: it does not support {get_task(task).kind} tasks", err=True)
+                continue
+            for s in csv_values(seeds, int):
+                configs.append(resolve_config(method, task, s, profile, config_file, assignments, device))
+    root = resolve_root(data_root)
+    for config, run_dir, ran in run_sweep(configs, lambda c: run_one(c, root, Path(out)), Path(out)):
+        click.echo(("ran      " if ran else "finished ") + summary_line(run_dir))
+
+
 @cli.command("plot-shifts")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--task-seed", type=int, default=0, show_default=True, help="Which sinusoid task to draw.")

@@ -58,3 +58,15 @@ def test_tasks_in_a_batch_do_not_interact(name, kind):
         together = method(batch)
         alone = torch.cat([method(batch.slice(t, t + 1)) for t in range(3)])
     assert torch.allclose(together, alone, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", list(methods.METHODS))
+def test_every_profile_builds_for_every_supported_task(name):
+    from bench.config import load_yaml
+    from bench.tasks import TASKS
+
+    cls = methods.METHODS.get(name)
+    for profile in load_yaml(cls.profiles):
+        for task in TASKS:
+            if TASKS.get(task).kind in cls.kinds and TASKS.get(task).dataset != "miniimagenet":
+                make_method(resolve(name, task, profile), torch.device("cpu"))
