@@ -212,6 +212,19 @@ def sweep(method_names, task_names, seeds, seed, profile, config_file, assignmen
         click.echo(("ran      " if ran else "finished ") + summary_line(run_dir))
 
 
+@cli.command()
+@click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True, help="Results folder to read.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder (default: RESULTS/report).")
+@one_line_errors
+def report(results, out) -> None:
+    """Tables (Markdown, CSV, LaTeX) and plots from the runs' files: accuracy with CIs next to the
+    published numbers, paired differences, runtime and memory."""
+    from bench.report import build_report
+
+    path = build_report(Path(results), Path(out) if out else Path(results) / "report")
+    click.echo(f"report written to {path}")
+
+
 @cli.command("plot-shifts")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--task-seed", type=int, default=0, show_default=True, help="Which sinusoid task to draw.")

@@ -67,7 +67,7 @@ class MAML(Method):
             raise UserError(
                 "method.batch_norm=running updates statistics in place, which torch.func cannot do: use impl reference"
             )
-        backbone = AUTO_BACKBONE[task.dataset] if config.backbone == "auto" else config.backbone
+        self.backbone = backbone = AUTO_BACKBONE[task.dataset] if config.backbone == "auto" else config.backbone
         in_channels = {"omniglot": 1, "miniimagenet": 3, "sinusoid": 1}[task.dataset]
         body, dim = build_backbone(backbone, in_channels, task.image_size, config.batch_norm)
         self.net = nn.Sequential(body, nn.Linear(dim, ways if task.kind == "classification" else 1))
@@ -162,7 +162,7 @@ class MAML(Method):
             return vmap(lambda qx: self._predict(dict(self.net.named_parameters()), qx, batch.ways))(batch.query_x)
 
     def info(self) -> dict:
-        return {"impl_used": self.impl_used}
+        return {"impl_used": self.impl_used, "backbone": self.backbone}
 
     def forward(self, batch: Batch) -> torch.Tensor:
         steps = self.config.inner_steps if self.training else self.config.eval_inner_steps
