@@ -89,17 +89,33 @@ def resolve_config(method, task, seed, profile, config_file, assignments, device
 
 
 @cli.command()
-@click.option("--method", required=True, help="Method name (see `list`).")
-@click.option("--task", required=True, help="Task name (see `list`).")
+@click.option("--method", default=None, help="Method name (see `list`).")
+@click.option("--task", default=None, help="Task name (see `list`).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
+              help="Continue an interrupted run folder from its last checkpoint (its own config is used).")
+@click.option("--deterministic", is_flag=True, default=None, help="Use PyTorch's deterministic algorithms (recorded).")
 @run_options
 @one_line_errors
-def run(method, task, seed, profile, config_file, assignments, device, data_root, out) -> None:
+def run(method, task, resume_dir, deterministic, seed, profile, config_file, assignments, device, data_root, out) -> None:
     """Meta-trains METHOD on TASK, keeps the best validation checkpoint and tests it."""
     from bench.data import resolve_root
+    from bench.runconfig import load_run_config
     from bench.runner import run as run_one
 
-    config = resolve_config(method, task, seed, profile, config_file, assignments, device)
-    run_dir = run_one(config, resolve_root(data_root), Path(out))
+    if resume_dir is not None:
+        if method or task or seed is not None or config_file or assignments or deterministic:
+            raise UserError("--resume continues a run with its own config: give no --method, --task, --seed, --config, --set or --deterministic")
+        run_dir = Path(resume_dir)
+        config = load_run_config(run_dir)
+        if (run_dir / "summary.json").exists():
+            raise UserError(f"{run_dir} already finished; nothing to resume")
+        run_dir = run_one(config, resolve_root(data_root), run_dir.parent.parent, resume=run_dir)
+    else:
+        if not method or not task:
+            raise UserError("run needs --method and --task (or --resume RUN_DIR)")
+        extra = ("deterministic=true",) if deterministic else ()
+        config = resolve_config(method, task, seed, profile, config_file, (*assignments, *extra), device)
+        run_dir = run_one(config, resolve_root(data_root), Path(out))
     click.echo(summary_line(run_dir))
 
 
@@ -223,6 +239,31 @@ def report(results, out) -> None:
 
     path = build_report(Path(results), Path(out) if out else Path(results) / "report")
     click.echo(f"report written to {path}")
+
+
+@cli.group()
+def data() -> None:
+    """Data management."""
+
+
+@data.command("verify")
+@data_root_option
+@one_line_errors
+def data_verify(data_root) -> None:
+    """Checks Omniglot and the split files against their checksums; lists what is missing or corrupt."""
+    from bench.data import resolve_root, verify
+    from bench.errors import DataError
+
+    result = verify(resolve_root(data_root))
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    for path in result.missing:
+        click.echo(f"missing: {path}")
+    for path in result.corrupt:
+        click.echo(f"corrupt: {path}")
+    if not result.ok:
+        raise DataError(f"data check failed: {len(result.missing)} missing, {len(result.corrupt)} corrupt")
+    click.echo(f"ok: {result.checked} images and the Vinyals split files match their checksums")
 
 
 @cli.command("plot-shifts")

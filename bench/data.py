@@ -211,3 +211,54 @@ def load_split(root: Path, split: str, download: bool = True) -> list[str]:
     if expected and hashlib.sha256(text.encode()).hexdigest() != expected:
         raise DataError(f"split file {path} does not match its checksum")
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@dataclass
+class Verification:
+    checked: int
+    missing: list[str]
+    corrupt: list[str]
+    notes: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.corrupt)
+
+
+def verify(root: Path) -> Verification:
+    """Checks the Omniglot images and the Vinyals split files against their checksums.
+
+    Per file when the data root has the official ``MANIFEST.sha256``; otherwise the manifest
+    of what is there is compared with the known digest of the whole set.
+    """
+    base = root / "omniglot"
+    missing, corrupt, notes = [], [], []
+    source = _Source(root)
+    if not source.kind:
+        return Verification(0, [str(base / name) for name in SETS], [], [_missing_message(root)])
+    missing += [str(base / name) for name in SETS if name not in source.kind]
+    files = dict(source.files()) if source.complete else {}
+    listed = base / "MANIFEST.sha256"
+    if files and listed.is_file():
+        expected = {}
+        for line in listed.read_text().splitlines():
+            digest, _, path = line.partition("  ")
+            expected[path] = digest
+        for path, digest in expected.items():
+            if path not in files:
+                missing.append(path)
+            elif hashlib.sha256(files[path]).hexdigest() != digest:
+                corrupt.append(path)
+        extra = sorted(set(files) - set(expected))
+        if extra:
+            notes.append(f"{len(extra)} files not in MANIFEST.sha256, e.g. {extra[0]}")
+    elif files:
+        if hashlib.sha256(manifest(sorted(files.items())).encode()).hexdigest() != OMNIGLOT_MANIFEST_SHA256:
+            corrupt.append(f"{base} (the set of images differs from the official one)")
+    for split, digest in SPLIT_SHA256.items():
+        path = base / "splits" / "vinyals" / f"{split}.txt"
+        if not path.is_file():
+            missing.append(str(path))
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            corrupt.append(str(path))
+    return Verification(len(files), missing, corrupt, notes)

@@ -57,6 +57,9 @@ class Method(nn.Module):
         """Facts decided while running (e.g. the implementation chosen), recorded with results."""
         return {}
 
+    def restore_info(self, info: dict) -> None:
+        """Restores what ``info`` recorded when a run resumes (so choices stay the same)."""
+
     def train_loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
         """The meta-training loss (mean over tasks); by default the task loss."""
         return task_loss(outputs, batch.query_y, self.task.kind).mean()

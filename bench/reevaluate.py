@@ -9,20 +9,10 @@ from bench.env import pick_device
 from bench.episodes import build_sources
 from bench.errors import UserError
 from bench.evaluate import summarise
-from bench.runconfig import resolve
+from bench.runconfig import load_run_config
 from bench.runner import CHECKPOINT, load_checkpoint, make_method, now_stamp, test
-from bench.store import read_json, write_json, write_jsonl
+from bench.store import write_json, write_jsonl
 from bench.tasks import get_task
-
-
-def load_run_config(run_dir: Path):
-    try:
-        raw = read_json(run_dir / "config.json")
-    except (OSError, ValueError):
-        raise UserError(f"{run_dir} is not a run folder (no readable config.json)") from None
-    settings = {k: raw[k] for k in ("seed", "device", "deterministic", "train", "eval")}
-    settings["method"] = raw["method_settings"]
-    return resolve(raw["method"], raw["task"], raw["profile"], None, settings)
 
 
 def reevaluate(run_dir: Path, task_name: str | None, episodes: int | None, device: str, data_root: Path) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from bench.config import build, load_yaml, merge, to_dict
@@ -11,6 +12,7 @@ from bench.errors import UserError
 from bench.method import Method
 from methods import METHODS
 from bench.registry import unknown_name
+from bench.store import read_json
 from bench.tasks import TaskSpec, get_task
 
 PROFILES = ("smoke", "demo", "quick", "paper", "seed")
@@ -40,6 +42,8 @@ class TrainConfig:
     val_episodes: int = 0
     """Validation episodes; 0 means the task's."""
     log_every: int = 10
+    checkpoint_every: int = 100
+    """Write the resumable state every this many iterations (also at every validation; 0: only then)."""
 
 
 @dataclass(frozen=True)
@@ -153,9 +157,22 @@ def _check_numbers(config: RunConfig) -> None:
         "train.ways": t.ways, "train.shots": t.shots, "train.queries": t.queries,
         "train.chunk_tasks": t.chunk_tasks, "train.val_episodes": t.val_episodes,
         "train.lr_decay_every": t.lr_decay_every, "eval.episodes": e.episodes,
+        "train.checkpoint_every": t.checkpoint_every,
     }
     for key, value in non_negative.items():
         if value < 0:
             raise UserError(f"config key '{key}' must be 0 or more, got {value}")
     if t.lr <= 0:
         raise UserError(f"config key 'train.lr' must be positive, got {t.lr}")
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    """The config a run folder was made with, checked as if given anew."""
+    try:
+        raw = read_json(Path(run_dir) / "config.json")
+        settings = {k: raw[k] for k in ("seed", "device", "deterministic", "train", "eval")}
+        settings["method"] = raw["method_settings"]
+        method, task, profile = raw["method"], raw["task"], raw["profile"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{run_dir} is not a run folder (no readable config.json)") from None
+    return resolve(method, task, profile, None, settings)

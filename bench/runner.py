@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import signal
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,15 +14,17 @@ from tqdm import tqdm
 
 from bench.episodes import build_sources, derive_seed, eval_episodes
 from bench.env import environment, peak_memory_bytes, pick_device, reset_peak_memory
-from bench.errors import UserError
+from bench.errors import RunFailed, UserError
 from bench.evaluate import evaluate, primary_metric, summarise
 from bench.method import Method
 from bench.runconfig import RunConfig
-from bench.store import append_jsonl, atomic_write_bytes, write_json, write_jsonl
+from bench.store import append_jsonl, atomic_write_bytes, read_jsonl, write_json, write_jsonl
 from bench.tasks import TaskSpec
 from bench.train import Trainer, improves
 
 CHECKPOINT = "best.pt"
+STATE = "state.pt"
+STATUS = "status.json"
 
 
 def now_stamp() -> str:
@@ -84,8 +88,48 @@ def test(method: Method, config: RunConfig, task: TaskSpec, sources: dict, devic
     return rows, time.perf_counter() - start
 
 
-def run(config: RunConfig, data_root: Path, out: Path, progress: bool = True) -> Path:
-    """Trains, validates and tests one run; returns its folder under ``out/runs``."""
+class StopRequests:
+    """Turns SIGINT and SIGTERM into a flag checked between iterations, so a run can finish
+    the iteration in progress and checkpoint before it exits."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "StopRequests":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.signal = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def save_state(run_dir: Path, trainer: Trainer, progress: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save({"trainer": trainer.state_dict(), **progress}, buffer)
+    atomic_write_bytes(run_dir / STATE, buffer.getvalue())
+
+
+def load_state(run_dir: Path) -> dict:
+    try:
+        return torch.load(run_dir / STATE, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{run_dir} has no {STATE} to resume from") from None
+    except Exception as exc:
+        raise UserError(f"cannot resume from {run_dir / STATE}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def run(config: RunConfig, data_root: Path, out: Path, progress: bool = True, resume: Path | None = None) -> Path:
+    """Trains, validates and tests one run; returns its folder under ``out/runs``.
+
+    With ``resume``, continues the run in that folder from its last state checkpoint.
+    """
     settings, task = config.settings, config.task_spec
     device = pick_device(settings.device)
     torch.use_deterministic_algorithms(settings.deterministic, warn_only=True)
@@ -95,40 +139,64 @@ def run(config: RunConfig, data_root: Path, out: Path, progress: bool = True) ->
     method = make_method(config, device)
     trainer = Trainer(method, config, sources, device)
 
-    run_dir = new_run_dir(out, config)
-    write_json(run_dir / "config.json", config.to_dict())
-    write_json(run_dir / "environment.json", environment(device))
+    if resume is not None:
+        run_dir = resume
+        state = load_state(run_dir)
+        trainer.load_state_dict(state["trainer"])
+        train_rows = read_jsonl(run_dir / "train.jsonl")[: trainer.iteration] if (run_dir / "train.jsonl").exists() else []
+        val_rows = [v for v in read_jsonl(run_dir / "val.jsonl") if v["iteration"] <= trainer.iteration] if (run_dir / "val.jsonl").exists() else []
+        best_value, best_iteration, train_seconds = state["best_value"], state["best_iteration"], state["train_seconds"]
+    else:
+        run_dir = new_run_dir(out, config)
+        write_json(run_dir / "config.json", config.to_dict())
+        write_json(run_dir / "environment.json", environment(device))
+        train_rows, val_rows = [], []
+        best_value, best_iteration, train_seconds = None, 0, 0.0
+    write_json(run_dir / STATUS, {"status": "running", "iteration": trainer.iteration})
     reset_peak_memory(device)
 
+    def checkpoint() -> None:
+        write_jsonl(run_dir / "train.jsonl", train_rows)
+        write_jsonl(run_dir / "val.jsonl", val_rows)
+        save_state(run_dir, trainer, {"best_value": best_value, "best_iteration": best_iteration, "train_seconds": train_seconds})
+
     key = primary_metric(task.kind)
-    train_rows: list[dict] = []
-    val_rows: list[dict] = []
-    best_value, best_iteration = None, 0
-    train_seconds = 0.0
-    iterations = settings.train.iterations
-    bar = tqdm(total=iterations, desc=f"{config.method} {config.task}", disable=not progress, dynamic_ncols=True)
-    with bar:
-        while trainer.iteration < iterations:
-            row = trainer.step()
+    train = settings.train
+    bar = tqdm(total=train.iterations, initial=trainer.iteration, desc=f"{config.method} {config.task}",
+               disable=not progress, dynamic_ncols=True)
+    with bar, StopRequests() as stop:
+        while trainer.iteration < train.iterations:
+            try:
+                row = trainer.step()
+            except RunFailed as exc:
+                write_json(run_dir / STATUS, {"status": "failed", "iteration": trainer.iteration, "reason": str(exc)})
+                raise RunFailed(f"{exc}; the last good checkpoints are in {run_dir}") from None
             train_seconds += row["seconds"]
             train_rows.append(row)
             bar.update(1)
-            if trainer.iteration % settings.train.log_every == 0 or trainer.iteration == iterations:
-                recent = train_rows[-settings.train.log_every :]
+            if trainer.iteration % train.log_every == 0 or trainer.iteration == train.iterations:
+                recent = train_rows[-train.log_every :]
                 bar.set_postfix(
                     {"loss": f"{sum(r['loss'] for r in recent) / len(recent):.3f}",
                      key[:3]: f"{sum(r[key] for r in recent) / len(recent):.3f}"}
                 )
-            if trainer.iteration % settings.train.val_every == 0 or trainer.iteration == iterations:
+            validated = trainer.iteration % train.val_every == 0 or trainer.iteration == train.iterations
+            if validated:
                 val = trainer.validate()
                 val["train_seconds"] = train_seconds
                 val_rows.append(val)
                 if improves(val[key], best_value, task.kind):
                     best_value, best_iteration = val[key], trainer.iteration
                     save_checkpoint(run_dir / CHECKPOINT, config, method, trainer.iteration)
-                write_jsonl(run_dir / "train.jsonl", train_rows)
-                write_jsonl(run_dir / "val.jsonl", val_rows)
                 bar.write(f"  iteration {trainer.iteration}: validation {key} {val[key]:.4f} (best {best_value:.4f})")
+            if validated or stop.signal is not None or (train.checkpoint_every and trainer.iteration % train.checkpoint_every == 0):
+                checkpoint()
+            if stop.signal is not None:
+                write_json(run_dir / STATUS, {"status": "interrupted", "iteration": trainer.iteration})
+                raise RunFailed(
+                    f"interrupted by {signal.Signals(stop.signal).name} at iteration {trainer.iteration}; "
+                    f"continue with: cli.py run --resume {run_dir}"
+                )
 
     train_peak = peak_memory_bytes(device)
     load_checkpoint(run_dir / CHECKPOINT, method)
@@ -154,9 +222,12 @@ def run(config: RunConfig, data_root: Path, out: Path, progress: bool = True) ->
         "peak_memory_bytes": max(train_peak, peak_memory_bytes(device)),
         "peak_memory_kind": "cuda_allocated" if device.type == "cuda" else "cpu_rss",
         "device": environment(device)["device"],
+        "resumed": resume is not None,
         "status": "complete",
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    # summary.json last: a run counts as complete only once every other file exists
     write_json(run_dir / "summary.json", summary)
+    write_json(run_dir / STATUS, {"status": "complete", "iteration": trainer.iteration})
     append_jsonl(out / "index.jsonl", summary)
     return run_dir

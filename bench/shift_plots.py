@@ -15,7 +15,7 @@ import torch
 from bench.env import pick_device
 from bench.episodes import Batch, PyRandomStream, SinusoidSource, derive_seed
 from bench.errors import UserError
-from bench.reevaluate import load_run_config
+from bench.runconfig import load_run_config
 from bench.runner import CHECKPOINT, load_checkpoint, make_method
 from bench.store import atomic_write_bytes
 

@@ -72,6 +72,29 @@ class Trainer:
         row["seconds"] = time.perf_counter() - start
         return row
 
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly where training is: weights, optimizer,
+        schedule, the episode stream's position and the generator states."""
+        return {
+            "iteration": self.iteration,
+            "method": self.method.state_dict(),
+            "method_info": self.method.info(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "stream": self.stream.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = int(state["iteration"])
+        self.method.load_state_dict(state["method"])
+        self.method.restore_info(state["method_info"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.stream.state = _as_random_state(state["stream"])
+        torch.set_rng_state(state["torch_rng"])
+
     def validate(self) -> dict:
         start = time.perf_counter()
         rows = evaluate(
@@ -88,3 +111,9 @@ def improves(value: float, best: float | None, kind: str) -> bool:
     if best is None:
         return True
     return value > best if primary_metric(kind) == "accuracy" else value < best
+
+
+def _as_random_state(state) -> tuple:
+    """``random.setstate`` wants tuples; a checkpoint may give lists back."""
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)

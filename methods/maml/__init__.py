@@ -164,6 +164,9 @@ class MAML(Method):
     def info(self) -> dict:
         return {"impl_used": self.impl_used, "backbone": self.backbone}
 
+    def restore_info(self, info: dict) -> None:
+        self.impl_used = info.get("impl_used", self.impl_used)
+
     def forward(self, batch: Batch) -> torch.Tensor:
         steps = self.config.inner_steps if self.training else self.config.eval_inner_steps
         second_order = self.training and not self.config.first_order
