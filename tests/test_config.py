@@ -24,6 +24,9 @@ class Outer:
 
 def test_build_checks_keys_and_types():
     assert build(Outer, {"steps": 3, "inner": {"lr": 1}}) == Outer(3, False, Inner(1.0, "a"))
+    assert build(Outer, {"inner": {"lr": "1e-3"}}).inner.lr == 0.001  # YAML reads 1e-3 as a string
+    with pytest.raises(UserError, match="'inner.lr' must be a number"):
+        build(Outer, {"inner": {"lr": "fast"}})
     with pytest.raises(UserError, match=r"unknown config key 'inner.lrr' \(did you mean 'inner.lr'\?\)"):
         build(Outer, {"inner": {"lrr": 1}})
     with pytest.raises(UserError, match="'steps' must be an integer"):
