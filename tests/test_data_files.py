@@ -75,6 +75,7 @@ def test_verify_reports_a_manifest_mismatch(tmp_path, data_root):
     """A folder layout with MANIFEST.sha256 is checked file by file."""
     root = tmp_path / "data"
     base = root / "omniglot"
+    base.mkdir(parents=True)
     for name in ("images_background", "images_evaluation"):
         (base / name).symlink_to(data_root / "omniglot" / name)
     shutil.copytree(data_root / "omniglot" / "splits", base / "splits")
