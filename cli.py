@@ -224,8 +224,8 @@ def sweep(method_names, task_names, seeds, seed, profile, config_file, assignmen
             for s in csv_values(seeds, int):
                 configs.append(resolve_config(method, task, s, profile, config_file, assignments, device))
     root = resolve_root(data_root)
-    for config, run_dir, ran in run_sweep(configs, lambda c: run_one(c, root, Path(out)), Path(out)):
-        click.echo(("ran      " if ran else "finished ") + summary_line(run_dir))
+    for config, run_dir, what in run_sweep(configs, lambda c, resume: run_one(c, root, Path(out), resume=resume), Path(out)):
+        click.echo(f"{what:9s}" + summary_line(run_dir))
 
 
 @cli.command()

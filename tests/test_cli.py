@@ -130,6 +130,10 @@ def test_eval_rejects_bad_runs(protonet_run, tmp_path, data_root):
             (broken / p.name).write_bytes(p.read_bytes())
     (broken / "best.pt").write_bytes((run_dir / "best.pt").read_bytes()[:100])
     one_line_error(invoke("eval", broken, "--data-root", data_root), 2, "cannot load checkpoint")
+    import torch
+
+    torch.save({"method": "maml", "task": "omniglot-5w1s", "iteration": 1, "state_dict": {}}, broken / "best.pt")
+    one_line_error(invoke("eval", broken, "--data-root", data_root), 2, "not written for method 'protonet'")
 
 
 @pytest.mark.slow

@@ -102,8 +102,17 @@ def test_sweep_skips_finished_runs_and_resumes(tmp_path, data_root):
     assert len(runs) == 2
     again = CliRunner().invoke(cli, args)
     assert again.output.count("finished ") == 2 and len(list((tmp_path / "runs").iterdir())) == 2
-    # an interrupted grid: the second run never finished
+    # an interrupted grid: the second run stopped after its last checkpoint, before testing
+    episodes = (runs[1] / "test_episodes.jsonl").read_text()
     (runs[1] / "summary.json").unlink()
+    (runs[1] / "test_episodes.jsonl").unlink()
     resumed = CliRunner().invoke(cli, args)
-    assert resumed.output.count("finished ") == 1 and resumed.output.count("ran ") == 1
-    assert len(list((tmp_path / "runs").iterdir())) == 3
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.output.count("finished ") == 1 and resumed.output.count("resumed ") == 1
+    assert sorted((tmp_path / "runs").iterdir()) == runs
+    assert (runs[1] / "test_episodes.jsonl").read_text() == episodes
+    # a run folder without a checkpoint is started afresh
+    for name in ("summary.json", "state.pt"):
+        (runs[0] / name).unlink()
+    fresh = CliRunner().invoke(cli, args)
+    assert fresh.output.count("ran ") == 1 and len(list((tmp_path / "runs").iterdir())) == 3
