@@ -170,7 +170,8 @@ def run(config: RunConfig, data_root: Path, out: Path, progress: bool = True, re
                 row = trainer.step()
             except RunFailed as exc:
                 write_json(run_dir / STATUS, {"status": "failed", "iteration": trainer.iteration, "reason": str(exc)})
-                raise RunFailed(f"{exc}; the last good checkpoints are in {run_dir}") from None
+                kept = f"the last good checkpoints are in {run_dir}" if (run_dir / STATE).exists() else "no checkpoint had been written yet"
+                raise RunFailed(f"{exc}; {kept}") from None
             train_seconds += row["seconds"]
             train_rows.append(row)
             bar.update(1)
