@@ -63,21 +63,25 @@ def device_name(device: torch.device) -> str:
 
 
 def reset_peak_memory(device: torch.device) -> None:
+    """Starts a new peak: CUDA's counter, or the process's RSS high-water mark (Linux), so
+    that several runs in one process (demo, sweep) each report their own peak."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-
-def current_rss_bytes() -> int:
-    """Resident set size now (Linux); 0 where /proc is unavailable."""
+        return
     try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-    return pages * os.sysconf("SC_PAGE_SIZE")
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # elsewhere the peak covers the whole process
 
 
 def peak_memory_bytes(device: torch.device) -> int:
-    """CUDA peak allocated on a GPU; the process's peak resident set size on CPU."""
+    """CUDA peak allocated on a GPU; the peak resident set size since the last reset on CPU."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
