@@ -72,24 +72,24 @@ def write_shift_plots(run_dir: Path, task_seed: int) -> list[Path]:
     c = shift_curves(method, task_seed, config.task_spec.shots)
     out = run_dir / "plots"
     out.mkdir(exist_ok=True)
-    label = f"A={c['amplitude']:.2f}, phase={c['phase']:.2f}, task seed {task_seed}"
+    label = f"A = {c['amplitude']:.2f}, phase = {c['phase']:.2f}, task seed {task_seed}"
     paths = []
 
-    fig, ax = _axes(f"CSN on one sinusoid task: before and after shifting ({label})")
+    fig, ax = _axes(f"CSN on one sinusoid task: before and after shifting\n{label}")
     _base(ax, c)
     ax.legend(fontsize=8)
     paths.append(_save(fig, out / "shift_before_after.png"))
 
     colours = dict(zip(READ_POINTS, ("tab:blue", "tab:green", "tab:purple")))
     for x0 in READ_POINTS:
-        fig, ax = _axes(f"The shift read at x = {x0:g} applied to every point ({label})")
+        fig, ax = _axes(f"The shift read at x = {x0:g} applied to every point\n{label}")
         _base(ax, c, before=False)
         ax.plot(c["x"], c["reads"][x0], color=colours[x0], label=f"shift read at x = {x0:g}")
         ax.axvline(x0, color=colours[x0], ls=":")
         ax.legend(fontsize=8)
         paths.append(_save(fig, out / f"shift_read_at_{x0:+g}.png"))
 
-    fig, ax = _axes(f"All shifts together ({label})")
+    fig, ax = _axes(f"All shifts together\n{label}")
     _base(ax, c)
     for x0 in READ_POINTS:
         ax.plot(c["x"], c["reads"][x0], color=colours[x0], lw=1, label=f"shift read at x = {x0:g}")
