@@ -245,6 +245,7 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
         t = c.runs[c.runs.task == task]
         sns.scatterplot(data=t, x="train_seconds", y="value", hue="label", ax=row[0], s=60)
         sns.scatterplot(data=t, x="peak_mib", y="value", hue="label", ax=row[1], s=60, legend=False)
+        row[0].legend(title="method", fontsize=8)
         row[0].set_title(f"{task}: test metric vs training time (one point per run)")
         row[1].set_title(f"{task}: test metric vs peak memory")
         row[0].set_xlabel("training seconds")
