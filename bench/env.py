@@ -62,6 +62,15 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+def current_rss_bytes() -> int:
+    """Resident set size now (Linux); 0 where /proc is unavailable."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
 def reset_peak_memory(device: torch.device) -> None:
     """Starts a new peak: CUDA's counter, or the process's RSS high-water mark (Linux), so
     that several runs in one process (demo, sweep) each report their own peak."""

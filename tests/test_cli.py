@@ -151,3 +151,19 @@ def test_plot_shifts_writes_the_three_kinds_of_figure(tmp_path, data_root):
 
 def test_plot_shifts_refuses_other_runs(protonet_run):
     one_line_error(invoke("plot-shifts", the_run(protonet_run)), 2, "needs a CSN run on a sinusoid task")
+
+
+@pytest.mark.slow
+def test_bench_times_each_variant_in_a_fresh_process(tmp_path, data_root):
+    result = invoke("bench", "--method", "maml", "--task", "omniglot-5w1s", "--profile", "smoke", "--impl", "batched,reference",
+                    "--iterations", 1, "--warmup", 0, "--data-root", data_root, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    (record,) = (tmp_path / "bench").glob("*.json")
+    rows = json.loads(record.read_text())["rows"]
+    assert [r["impl_used"] for r in rows] == ["batched", "reference"]
+    assert all(r["seconds_per_iteration"] > 0 and r["peak_memory_bytes"] > 0 for r in rows)
+
+
+def test_bench_rejects_a_setting_the_method_lacks(tmp_path):
+    one_line_error(invoke("bench", "--method", "protonet", "--task", "omniglot-5w1s", "--impl", "batched", "--out", tmp_path),
+                   2, "unknown config key 'method.impl'")
