@@ -168,7 +168,6 @@ def csv_values(text: str | None, convert=str) -> list:
 def bench(method, task, impl, chunks, iterations, warmup, seed, profile, config_file, assignments, device, data_root, out) -> None:
     """Times meta-training iterations of each variant on the same episodes (a fresh process each)."""
     from bench.benchmark import time_in_fresh_process
-    from bench.config import merge, parse_assignments
     from bench.data import resolve_root
     from bench.runner import now_stamp
     from bench.store import write_json

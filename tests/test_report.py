@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bench.report import accuracy_table, build_report, collect, paired_table
+from bench.report import accuracy_table, collect, paired_table
 from cli import cli
 
 
