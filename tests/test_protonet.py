@@ -30,3 +30,17 @@ def test_predictions_do_not_depend_on_support_order():
         a = method(Batch(sx, sy, qx, qy, 5))
         b = method(Batch(sx[:, perm], sy[:, perm], qx, qy, 5))
     assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_relabelling_classes_relabels_the_predictions():
+    method = make_method(resolve("protonet", "omniglot-5w1s", "smoke"), torch.device("cpu")).eval()
+    torch.manual_seed(1)
+    sx, qx = torch.rand(1, 5, 1, 28, 28), torch.rand(1, 7, 1, 28, 28)
+    sy = torch.arange(5).view(1, 5)
+    qy = torch.zeros(1, 7, dtype=torch.long)
+    relabel = torch.tensor([3, 0, 4, 1, 2])  # class k becomes relabel[k]
+    with torch.no_grad():
+        a = method(Batch(sx, sy, qx, qy, 5))
+        b = method(Batch(sx, relabel[sy], qx, qy, 5))
+    assert torch.allclose(b[..., relabel], a, atol=1e-5)
+    assert torch.equal(relabel[a.argmax(-1)], b.argmax(-1))
