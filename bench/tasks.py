@@ -26,10 +26,6 @@ class TaskSpec:
     test_episodes: int
     val_episodes: int
 
-    @property
-    def family(self) -> str:
-        return self.name.split("-")[0]
-
 
 TASKS: Registry[TaskSpec] = Registry("task")
 
