@@ -26,6 +26,11 @@ class TaskSpec:
     test_episodes: int
     val_episodes: int
 
+    @property
+    def channels(self) -> int:
+        """Input channels (features, for regression) of one example."""
+        return 3 if self.dataset == "miniimagenet" else 1
+
 
 TASKS: Registry[TaskSpec] = Registry("task")
 

@@ -197,7 +197,7 @@ class CSN(Method):
             raise UserError(f"method.architecture '{name}' does not fit {task.kind} task '{task.name}'")
         arch = ARCHITECTURES[name]
         self.architecture = name
-        in_shape = (1,) if task.kind == "regression" else (3 if task.dataset == "miniimagenet" else 1, task.image_size, task.image_size)
+        in_shape = (task.channels,) if task.kind == "regression" else (task.channels, task.image_size, task.image_size)
         self.outputs = ways if task.kind == "classification" else 1
         self.base = LayerStack(arch.base, in_shape, batch_norm=config.batch_norm == "all")
         self.head = nn.Linear(self.base.out_dim, self.outputs)

@@ -68,8 +68,7 @@ class MAML(Method):
                 "method.batch_norm=running updates statistics in place, which torch.func cannot do: use impl reference"
             )
         self.backbone = backbone = AUTO_BACKBONE[task.dataset] if config.backbone == "auto" else config.backbone
-        in_channels = {"omniglot": 1, "miniimagenet": 3, "sinusoid": 1}[task.dataset]
-        body, dim = build_backbone(backbone, in_channels, task.image_size, config.batch_norm)
+        body, dim = build_backbone(backbone, task.channels, task.image_size, config.batch_norm)
         self.net = nn.Sequential(body, nn.Linear(dim, ways if task.kind == "classification" else 1))
         self.impl_used = config.impl if config.impl != "auto" else None
         if config.batch_norm == "running" and config.impl == "auto":

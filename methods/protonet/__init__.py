@@ -48,8 +48,7 @@ class ProtoNet(Method):
 
     def __init__(self, config: ProtoNetConfig, task, ways: int):
         super().__init__(config, task, ways)
-        channels = 3 if task.dataset == "miniimagenet" else 1
-        self.encoder, _ = build_backbone(config.backbone, channels, task.image_size, config.batch_norm)
+        self.encoder, _ = build_backbone(config.backbone, task.channels, task.image_size, config.batch_norm)
 
     @property
     def max_ways(self) -> int | None:
