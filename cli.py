@@ -94,9 +94,10 @@ def resolve_config(method, task, seed, profile, config_file, assignments, device
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
               help="Continue an interrupted run folder from its last checkpoint (its own config is used).")
 @click.option("--deterministic", is_flag=True, default=None, help="Use PyTorch's deterministic algorithms (recorded).")
+@click.option("--tensorboard", is_flag=True, help="Also write the curves as TensorBoard events into the run folder.")
 @run_options
 @one_line_errors
-def run(method, task, resume_dir, deterministic, seed, profile, config_file, assignments, device, data_root, out) -> None:
+def run(method, task, resume_dir, deterministic, tensorboard, seed, profile, config_file, assignments, device, data_root, out) -> None:
     """Meta-trains METHOD on TASK, keeps the best validation checkpoint and tests it."""
     from bench.data import resolve_root
     from bench.runconfig import load_run_config
@@ -109,13 +110,13 @@ def run(method, task, resume_dir, deterministic, seed, profile, config_file, ass
         config = load_run_config(run_dir)
         if (run_dir / "summary.json").exists():
             raise UserError(f"{run_dir} already finished; nothing to resume")
-        run_dir = run_one(config, resolve_root(data_root), run_dir.parent.parent, resume=run_dir)
+        run_dir = run_one(config, resolve_root(data_root), run_dir.parent.parent, resume=run_dir, tensorboard=tensorboard)
     else:
         if not method or not task:
             raise UserError("run needs --method and --task (or --resume RUN_DIR)")
         extra = ("deterministic=true",) if deterministic else ()
         config = resolve_config(method, task, seed, profile, config_file, (*assignments, *extra), device)
-        run_dir = run_one(config, resolve_root(data_root), Path(out))
+        run_dir = run_one(config, resolve_root(data_root), Path(out), tensorboard=tensorboard)
     click.echo(summary_line(run_dir))
 
 
@@ -184,14 +185,20 @@ def bench(method, task, impl, chunks, iterations, warmup, seed, profile, config_
             rows.append({"variant": label, "config": config.to_dict(), **result})
     base = rows[0]["seconds_per_iteration"]
     click.echo(f"{method} on {task} ({rows[0]['device']}, {iterations} iterations after {warmup} warm-up)")
-    click.echo(f"{'variant':44s} {'s/iter':>8s} {'episodes/s':>10s} {'peak MiB':>9s} {'training MiB':>12s} {'speed vs first':>14s}")
+    click.echo(
+        f"{'variant':44s} {'s/iter':>8s} {'episodes/s':>10s} {'peak MiB':>9s} {'training MiB':>12s} "
+        f"{'estimate MiB':>12s} {'speed vs first':>14s}"
+    )
     for r in rows:
         click.echo(
             f"{r['variant']:44s} {r['seconds_per_iteration']:8.3f} {r['episodes_per_second']:10.1f} "
             f"{r['peak_memory_bytes'] / 2**20:9.0f} {r['training_memory_bytes'] / 2**20:12.0f} "
-            f"{base / r['seconds_per_iteration']:13.2f}x"
+            f"{r['estimated_training_bytes'] / 2**20:12.0f} {base / r['seconds_per_iteration']:13.2f}x"
         )
-    click.echo("peak: CUDA peak allocated on a GPU, the process's peak RSS on CPU; training: the peak minus memory in use before the first step")
+    click.echo(
+        "peak: CUDA peak allocated on a GPU, the process's peak RSS on CPU; training: the peak minus memory "
+        "in use before the first step; estimate: the memory estimate of that growth (see README)"
+    )
     path = Path(out) / "bench" / f"{task}__{method}__{now_stamp()}.json"
     write_json(path, {"iterations": iterations, "warmup": warmup, "rows": rows})
     click.echo(f"written to {path}")
@@ -263,6 +270,21 @@ def data_verify(data_root) -> None:
     if not result.ok:
         raise DataError(f"data check failed: {len(result.missing)} missing, {len(result.corrupt)} corrupt")
     click.echo(f"ok: {result.checked} images and the Vinyals split files match their checksums")
+
+
+@data.command("synth-miniimagenet")
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--layout", type=click.Choice(["pickle", "csv"]), default="pickle", show_default=True)
+@click.option("--per-class", type=click.IntRange(2), default=20, show_default=True, help="Images per class.")
+@one_line_errors
+def data_synth_miniimagenet(root, layout, per_class) -> None:
+    """Writes noise images in mini-ImageNet's layout (64/16/20 classes) under ROOT/miniimagenet,
+    to time methods on 84x84 inputs without the real images (--data-root ROOT)."""
+    from bench.synthetic import write_miniimagenet
+
+    written = write_miniimagenet(Path(root), layout, per_class=per_class)
+    total = sum(images.shape[0] * images.shape[1] for _, images in written.values())
+    click.echo(f"wrote {total} synthetic images ({layout} layout) under {Path(root) / 'miniimagenet'}")
 
 
 @cli.command("plot-shifts")

@@ -53,6 +53,14 @@ def composite_batch_norm(module: nn.Module) -> Iterator[None]:
             m.fused = True
 
 
+class SpatialMean(nn.Module):
+    """Mean over the spatial positions, [N, C, H, W] -> [N, C]. Unlike ``AdaptiveAvgPool2d``,
+    it has a ``vmap`` batching rule (no slow per-task fallback)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
 def norm_layer(channels: int, batch_norm: BatchNorm) -> nn.Module:
     """``transductive`` always normalises with the current batch's statistics (MAML's choice);
     ``running`` keeps running statistics for evaluation."""
@@ -77,14 +85,41 @@ def conv4(
     """Conv-4 (Vinyals et al. 2016): four 3x3 blocks. ``spatial_mean`` averages the last map
     (MAML's Omniglot network); otherwise it is flattened."""
     blocks = [conv_block(in_channels if i == 0 else filters, filters, pool, batch_norm) for i in range(4)]
-    tail: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()] if spatial_mean else [nn.Flatten()]
+    tail: list[nn.Module] = [SpatialMean()] if spatial_mean else [nn.Flatten()]
     return nn.Sequential(*blocks, *tail)
+
+
+class ResidualBlock(nn.Module):
+    """ResNet-12 block: three 3x3 conv + norm layers, a 1x1 conv shortcut, ReLU, 2x2 max-pool."""
+
+    def __init__(self, cin: int, cout: int, batch_norm: BatchNorm):
+        super().__init__()
+        bias = batch_norm == "none"  # a bias before batch norm would only be cancelled
+        layers: list[nn.Module] = []
+        for i in range(3):
+            layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1, bias=bias), norm_layer(cout, batch_norm)]
+            if i < 2:
+                layers.append(nn.ReLU())
+        self.body = nn.Sequential(*layers)
+        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=bias), norm_layer(cout, batch_norm))
+        self.out = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.body(x) + self.shortcut(x))
+
+
+def resnet12(in_channels: int, widths: tuple[int, ...], batch_norm: BatchNorm) -> nn.Sequential:
+    """ResNet-12 (Oreshkin et al. 2018; Lee et al. 2019): four residual blocks, then the spatial mean."""
+    blocks = [ResidualBlock(cin, cout, batch_norm) for cin, cout in zip((in_channels, *widths[:-1]), widths)]
+    return nn.Sequential(*blocks, SpatialMean())
 
 
 BACKBONES: Registry[Callable[..., nn.Sequential]] = Registry("backbone")
 BACKBONES.add("conv4-64-max", lambda c, bn: conv4(c, 64, "max", bn, spatial_mean=False))  # ProtoNets
 BACKBONES.add("conv4-64-stride", lambda c, bn: conv4(c, 64, "stride", bn, spatial_mean=True))  # MAML Omniglot
 BACKBONES.add("conv4-32-max", lambda c, bn: conv4(c, 32, "max", bn, spatial_mean=False))  # MAML mini-ImageNet
+BACKBONES.add("resnet12", lambda c, bn: resnet12(c, (64, 160, 320, 640), bn))  # MetaOptNet's widths
+BACKBONES.add("resnet12-narrow", lambda c, bn: resnet12(c, (64, 96, 128, 256), bn))  # adaResNet's widths (csn.md)
 # Finn et al.'s sinusoid regressor body: 1-40-40 ReLU (the head adds the output layer).
 BACKBONES.add("mlp-40-40", lambda c, bn: nn.Sequential(nn.Linear(c, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU()))
 

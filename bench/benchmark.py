@@ -16,9 +16,9 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
     """Seconds per iteration after ``warmup`` iterations, episodes per second and peak memory."""
     import torch
 
-    from bench.env import current_rss_bytes, device_name, peak_memory_bytes, pick_device, reset_peak_memory
+    from bench.env import current_memory_bytes, device_name, peak_memory_bytes, pick_device, reset_peak_memory
     from bench.episodes import build_sources
-    from bench.runner import check_shapes, make_method
+    from bench.runner import check_shapes, make_method, memory_estimate
     from bench.train import Trainer
 
     device = pick_device(config.settings.device)
@@ -26,9 +26,10 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
     check_shapes(config, sources)
     method = make_method(config, device)
     trainer = Trainer(method, config, sources, device)
-    # On CPU the peak RSS covers the whole process: report what training adds to it too.
-    baseline = current_rss_bytes() if device.type == "cpu" else 0
+    estimated = memory_estimate(method, config, sources, trainer, device)
+    # The peak covers the whole process on CPU (and the weights on a GPU): report what training adds too.
     reset_peak_memory(device)
+    baseline = current_memory_bytes(device)
     for _ in range(warmup):
         trainer.step()
     start = time.perf_counter()
@@ -42,6 +43,7 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
         "peak_memory_bytes": peak,
         "peak_memory_kind": "cuda_allocated" if device.type == "cuda" else "cpu_rss",
         "training_memory_bytes": peak - baseline,
+        "estimated_training_bytes": estimated.training_bytes,
         "device": device_name(device),
         "torch_threads": torch.get_num_threads(),
         "impl_used": getattr(method, "impl_used", None),

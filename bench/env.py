@@ -71,6 +71,13 @@ def current_rss_bytes() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
+def current_memory_bytes(device: torch.device) -> int:
+    """What the peak is measured against: CUDA memory allocated now, or the resident set size."""
+    if device.type == "cuda":
+        return int(torch.cuda.memory_allocated(device))
+    return current_rss_bytes()
+
+
 def reset_peak_memory(device: torch.device) -> None:
     """Starts a new peak: CUDA's counter, or the process's RSS high-water mark (Linux), so
     that several runs in one process (demo, sweep) each report their own peak."""

@@ -276,6 +276,11 @@ def build_sources(task: TaskSpec, data_root: Path) -> dict[str, EpisodeSource]:
 
         omniglot = load_omniglot(data_root, task.image_size)
         return {split: omniglot_split(omniglot, load_split(data_root, f)) for split, f in SPLIT_FILES.items()}
+    if task.dataset == "miniimagenet":
+        from bench.miniimagenet import load_split as load_mini
+
+        splits = {split: load_mini(data_root, split, task.image_size) for split in SPLIT_FILES}
+        return {split: ClassificationSource(s.images, list(s.classes)) for split, s in splits.items()}
     raise UserError(f"task '{task.name}' uses dataset '{task.dataset}', which this version cannot load")
 
 

@@ -44,6 +44,12 @@ class Method(nn.Module):
         """The most ways it can be tested on (its head's width); None when unbounded."""
         return self.ways or None
 
+    @property
+    def graph_factor(self) -> float:
+        """Activation memory a training episode keeps, relative to its modules' outputs
+        (the memory estimate's multiplier; MAML's second-order graph roughly doubles it)."""
+        return 1.0
+
     def forward(self, batch: Batch) -> torch.Tensor:
         """Query predictions [T, Q, batch.ways] (logits) or [T, Q, 1] (regression)."""
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import signal
 import threading
@@ -12,12 +13,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from bench.episodes import build_sources, derive_seed, eval_episodes
-from bench.env import environment, peak_memory_bytes, pick_device, reset_peak_memory
+from bench.episodes import PyRandomStream, build_sources, derive_seed, eval_episodes
+from bench.env import current_memory_bytes, environment, peak_memory_bytes, pick_device, reset_peak_memory
 from bench.errors import RunFailed, UserError
 from bench.evaluate import evaluate, primary_metric, summarise
+from bench.memory import MemoryEstimate, estimate
 from bench.method import Method
 from bench.runconfig import RunConfig
+from bench.tensorboard import TensorBoardMirror
 from bench.store import append_jsonl, atomic_write_bytes, read_jsonl, write_json, write_jsonl
 from bench.tasks import TaskSpec
 from bench.train import Trainer, improves
@@ -125,10 +128,23 @@ def load_state(run_dir: Path) -> dict:
         raise UserError(f"cannot resume from {run_dir / STATE}: {str(exc).splitlines()[0][:200]}") from None
 
 
-def run(config: RunConfig, data_root: Path, out: Path, progress: bool = True, resume: Path | None = None) -> Path:
+def memory_estimate(method: Method, config: RunConfig, sources: dict, trainer: Trainer, device: torch.device) -> MemoryEstimate:
+    """The estimate for one training episode of the run's shape, drawn from its own stream
+    so that the training episodes stay those of the seed."""
+    stream = PyRandomStream(derive_seed("memory-probe", config.task, config.settings.seed))
+    source = sources["train"]
+    episode = source.collate([source.sample(trainer.ways, trainer.shots, trainer.queries, stream)], trainer.ways, trainer.shots)
+    train = config.settings.train
+    return estimate(method, episode.to(device), train.meta_batch, train.chunk_tasks)
+
+
+def run(
+    config: RunConfig, data_root: Path, out: Path, progress: bool = True, resume: Path | None = None, tensorboard: bool = False
+) -> Path:
     """Trains, validates and tests one run; returns its folder under ``out/runs``.
 
-    With ``resume``, continues the run in that folder from its last state checkpoint.
+    With ``resume``, continues the run in that folder from its last state checkpoint; with
+    ``tensorboard``, mirrors the curves into ``tensorboard/`` there.
     """
     settings, task = config.settings, config.task_spec
     device = pick_device(settings.device)
@@ -153,7 +169,11 @@ def run(config: RunConfig, data_root: Path, out: Path, progress: bool = True, re
         train_rows, val_rows = [], []
         best_value, best_iteration, train_seconds = None, 0, 0.0
     write_json(run_dir / STATUS, {"status": "running", "iteration": trainer.iteration})
+    memory = memory_estimate(method, config, sources, trainer, device)
+    if progress:
+        tqdm.write(memory.describe())
     reset_peak_memory(device)
+    baseline = current_memory_bytes(device)
 
     def checkpoint() -> None:
         write_jsonl(run_dir / "train.jsonl", train_rows)
@@ -164,7 +184,8 @@ def run(config: RunConfig, data_root: Path, out: Path, progress: bool = True, re
     train = settings.train
     bar = tqdm(total=train.iterations, initial=trainer.iteration, desc=f"{config.method} {config.task}",
                disable=not progress, dynamic_ncols=True)
-    with bar, StopRequests() as stop:
+    mirror = TensorBoardMirror(run_dir, trainer.iteration) if tensorboard else None
+    with bar, StopRequests() as stop, contextlib.closing(mirror) if mirror else contextlib.nullcontext():
         while trainer.iteration < train.iterations:
             try:
                 row = trainer.step()
@@ -174,6 +195,8 @@ def run(config: RunConfig, data_root: Path, out: Path, progress: bool = True, re
                 raise RunFailed(f"{exc}; {kept}") from None
             train_seconds += row["seconds"]
             train_rows.append(row)
+            if mirror:
+                mirror.train(row)
             bar.update(1)
             if trainer.iteration % train.log_every == 0 or trainer.iteration == train.iterations:
                 recent = train_rows[-train.log_every :]
@@ -186,6 +209,8 @@ def run(config: RunConfig, data_root: Path, out: Path, progress: bool = True, re
                 val = trainer.validate()
                 val["train_seconds"] = train_seconds
                 val_rows.append(val)
+                if mirror:
+                    mirror.validation(val)
                 if improves(val[key], best_value, task.kind):
                     best_value, best_iteration = val[key], trainer.iteration
                     save_checkpoint(run_dir / CHECKPOINT, config, method, trainer.iteration)
@@ -222,6 +247,7 @@ def run(config: RunConfig, data_root: Path, out: Path, progress: bool = True, re
         "wall_seconds": time.perf_counter() - wall_start,
         "peak_memory_bytes": max(train_peak, peak_memory_bytes(device)),
         "peak_memory_kind": "cuda_allocated" if device.type == "cuda" else "cpu_rss",
+        "memory": {**memory.to_dict(), "baseline_bytes": baseline, "measured_training_bytes": train_peak - baseline},
         "device": environment(device)["device"],
         "resumed": resume is not None,
         "status": "complete",

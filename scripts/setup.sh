@@ -26,7 +26,7 @@ import tomllib
 print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))
 PY
 "${pip[@]}" install -c requirements.lock -r "$venv/requirements.txt" 2>&1 | grep -v '^WARNING: Location' || true
-"$py" -c 'import torch, click, yaml, pandas, seaborn' # fail loudly if the install above did not work
+"$py" -c 'import torch, click, yaml, pandas, seaborn, tensorboard' # fail loudly if the install above did not work
 
 if ! "$py" -c 'import importlib.metadata as m, sys; sys.exit(m.version("learn2learn") != "0.2.0")' 2>/dev/null; then
     echo "setup: building learn2learn 0.2.0 from source" >&2

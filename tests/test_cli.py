@@ -167,3 +167,25 @@ def test_bench_times_each_variant_in_a_fresh_process(tmp_path, data_root):
 def test_bench_rejects_a_setting_the_method_lacks(tmp_path):
     one_line_error(invoke("bench", "--method", "protonet", "--task", "omniglot-5w1s", "--impl", "batched", "--out", tmp_path),
                    2, "unknown config key 'method.impl'")
+
+
+def test_tensorboard_mirror_holds_the_same_curves_as_the_jsonl(tmp_path, data_root):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = invoke("run", "--method", "protonet", "--task", "omniglot-5w1s", "--profile", "smoke", "--tensorboard",
+                    "--set", "train.val_every=1", "--data-root", data_root, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    run_dir = the_run(tmp_path)
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    train = [json.loads(line) for line in (run_dir / "train.jsonl").read_text().splitlines()]
+    val = [json.loads(line) for line in (run_dir / "val.jsonl").read_text().splitlines()]
+    for tag, rows, key in (("train/loss", train, "loss"), ("val/accuracy", val, "accuracy")):
+        scalars = events.Scalars(tag)
+        assert [e.step for e in scalars] == [r["iteration"] for r in rows]
+        assert [e.value for e in scalars] == pytest.approx([r[key] for r in rows])  # stored as float32
+    assert len(val) == 3
+
+
+def test_tensorboard_is_off_by_default(protonet_run):
+    assert not (the_run(protonet_run) / "tensorboard").exists()

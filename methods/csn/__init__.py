@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.backbones import ResidualBlock
 from bench.episodes import Batch
 from bench.errors import UserError
 from bench.method import METHODS, Method, mask_logits, task_loss
@@ -26,7 +27,7 @@ from bench.method import METHODS, Method, mask_logits, task_loss
 
 @dataclass(frozen=True)
 class CSNConfig:
-    architecture: Literal["auto", "adaffn", "seed", "paper", "conv4"] = "auto"
+    architecture: Literal["auto", "adaffn", "seed", "paper", "conv4", "adaresnet"] = "auto"
     """``auto``: adaffn for regression, seed for images. See ``ARCHITECTURES``."""
     conditioning: Literal["df", "grad"] = "df"
     """``df``: direct feedback sigma'(a) * dL/do (the paper's main variant); ``grad``: dL/da by autograd."""
@@ -72,6 +73,11 @@ ARCHITECTURES = {
     "paper": Architecture(
         (("conv", 64, "max2"),) * 4 + (("conv", 64, ""),), (("conv", 64, "max2"),) * 4 + (("conv", 64, ""),), 64, (40, 40)
     ),
+    # adaResNet (csn.md): ResNet-12 blocks of 64-96-128-256 filters, CSNs on each block's output;
+    # a Conv-4 key network of 32 filters keeps the memory's cost small beside the base network.
+    "adaresnet": Architecture(
+        tuple(("res", w, "max2") for w in (64, 96, 128, 256)), (("conv", 32, "max2"),) * 4, 64, (40, 40)
+    ),
     # ProtoNet's and MAML's Conv-4 layout (64 filters, 2x2 max-pool), for one-backbone comparisons.
     "conv4": Architecture((("conv", 64, "max2"),) * 4, (("conv", 64, "max2"),) * 4, 64, (40, 40)),
 }
@@ -94,6 +100,19 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class ResidualPreActivation(nn.Module):
+    """A ResNet-12 block (batch norm, running statistics) up to its last ReLU: the sum of the
+    body and the shortcut is the pre-activation that the block's CSNs shift."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        block = ResidualBlock(cin, cout, "running")
+        self.body, self.shortcut = block.body, block.shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.shortcut(x)
+
+
 class LayerStack(nn.Module):
     """Dense or conv layers with ReLU and optional pooling; records pre-activations and
     adds per-example shifts to chosen layers."""
@@ -106,9 +125,10 @@ class LayerStack(nn.Module):
         shape = in_shape
         self.shapes: list[tuple[int, ...]] = []  # pre-activation shape of each layer
         for kind, width, pool in spec:
-            self.norms.append((nn.BatchNorm2d if kind == "conv" else nn.BatchNorm1d)(width) if batch_norm else nn.Identity())
-            if kind == "conv":
-                self.ops.append(nn.Conv2d(shape[0], width, 3, padding=1))
+            plain_norm = batch_norm and kind != "res"  # residual blocks carry their own
+            self.norms.append((nn.BatchNorm1d if kind == "dense" else nn.BatchNorm2d)(width) if plain_norm else nn.Identity())
+            if kind in ("conv", "res"):
+                self.ops.append(nn.Conv2d(shape[0], width, 3, padding=1) if kind == "conv" else ResidualPreActivation(shape[0], width))
                 shape = (width, *shape[1:])
                 self.shapes.append(shape)
                 shape = tuple(_pool(pool, torch.zeros(1, *shape)).shape[1:])

@@ -160,6 +160,11 @@ class MAML(Method):
         with composite_batch_norm(self.net):
             return vmap(lambda qx: self._predict(dict(self.net.named_parameters()), qx, batch.ways))(batch.query_x)
 
+    @property
+    def graph_factor(self) -> float:
+        # create_graph keeps, beside each support activation, the inner gradient's tensors of its size
+        return 1.0 if self.config.first_order else 2.0
+
     def info(self) -> dict:
         return {"impl_used": self.impl_used, "backbone": self.backbone}
 
