@@ -16,6 +16,7 @@ Three interchangeable implementations of the same algorithm (setting ``impl``):
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,11 +91,13 @@ class MAML(Method):
         With ``second_order`` the result stays differentiable through the inner gradients
         (``torch.func.grad`` is composable with the outer autograd); otherwise they are detached.
         """
-        for _ in range(steps):
-            grads = grad(self._inner_loss)(params, x, y, ways)
-            if not second_order:
-                grads = {k: g.detach() for k, g in grads.items()}
-            params = {k: p - self.config.inner_lr * grads[k] for k, p in params.items()}
+        # Only the support passes are differentiated twice: they alone need the composite batch norm.
+        with composite_batch_norm(self.net) if second_order else contextlib.nullcontext():
+            for _ in range(steps):
+                grads = grad(self._inner_loss)(params, x, y, ways)
+                if not second_order:
+                    grads = {k: g.detach() for k, g in grads.items()}
+                params = {k: p - self.config.inner_lr * grads[k] for k, p in params.items()}
         return params
 
     def _task_outputs(self, params, sx, sy, qx, ways, steps, second_order):
@@ -103,14 +106,12 @@ class MAML(Method):
     def forward_batched(self, batch: Batch, steps: int, second_order: bool) -> torch.Tensor:
         params = dict(self.net.named_parameters())
         per_task = lambda sx, sy, qx: self._task_outputs(params, sx, sy, qx, batch.ways, steps, second_order)  # noqa: E731
-        with composite_batch_norm(self.net):
-            return vmap(per_task, randomness="error")(batch.support_x, batch.support_y, batch.query_x)
+        return vmap(per_task, randomness="error")(batch.support_x, batch.support_y, batch.query_x)
 
     def forward_split(self, batch: Batch, steps: int, second_order: bool) -> torch.Tensor:
         params = dict(self.net.named_parameters())
         adapt = lambda sx, sy: self.adapt(params, sx, sy, batch.ways, steps, second_order)  # noqa: E731
-        with composite_batch_norm(self.net):
-            adapted = vmap(adapt, randomness="error")(batch.support_x, batch.support_y)  # {name: [T, ...]}
+        adapted = vmap(adapt, randomness="error")(batch.support_x, batch.support_y)  # {name: [T, ...]}
         return torch.stack(
             [self._predict({k: v[t] for k, v in adapted.items()}, batch.query_x[t], batch.ways) for t in range(batch.num_tasks)]
         )
@@ -157,8 +158,7 @@ class MAML(Method):
         return min(timings, key=timings.get)
 
     def unadapted(self, batch: Batch) -> torch.Tensor:
-        with composite_batch_norm(self.net):
-            return vmap(lambda qx: self._predict(dict(self.net.named_parameters()), qx, batch.ways))(batch.query_x)
+        return vmap(lambda qx: self._predict(dict(self.net.named_parameters()), qx, batch.ways))(batch.query_x)
 
     @property
     def graph_factor(self) -> float:
