@@ -164,7 +164,10 @@ def _fmt(v) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.2f}" if abs(v) >= 0.01 or v == 0 else f"{v:.4f}"
+        if math.isnan(v):
+            return ""
+        # two decimals for accuracies in %, three significant digits for MSEs and small spreads
+        return f"{v:.2f}" if abs(v) >= 1 or v == 0 else f"{v:.3f}" if abs(v) >= 0.1 else f"{v:.2g}"
     return str(v)
 
 
@@ -191,6 +194,15 @@ def _save_figure(fig, path: Path) -> None:
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def _plot_scale(c: Collected, task: str) -> float:
+    """Accuracies are drawn in %, like the tables."""
+    return 100.0 if c.runs[c.runs.task == task]["metric"].iloc[0] == "accuracy" else 1.0
+
+
+def _metric_label(c: Collected, task: str) -> str:
+    return "accuracy (%)" if _plot_scale(c, task) == 100.0 else "MSE (lower is better)"
 
 
 def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
@@ -224,17 +236,18 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
             mean=("value", "mean"), std=("value", "std"), seconds=("train_seconds", "mean")).reset_index()
         fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.6 * len(tasks)), squeeze=False, layout="constrained")
         for row, task in zip(axes, tasks):
+            scale = _plot_scale(c, task)
             for label, g in grouped[grouped.task == task].groupby("label"):
-                std = g["std"].fillna(0)
+                mean, std = g["mean"] * scale, g["std"].fillna(0) * scale
                 for ax, x in zip(row, ("iteration", "seconds")):
-                    line = ax.plot(g[x], g["mean"], marker=".", label=label)[0]
-                    ax.fill_between(g[x], g["mean"] - std, g["mean"] + std, alpha=0.2, color=line.get_color())
+                    line = ax.plot(g[x], mean, marker=".", label=label)[0]
+                    ax.fill_between(g[x], mean - std, mean + std, alpha=0.2, color=line.get_color())
             row[0].set_title(f"{task}: validation vs iterations")
             row[1].set_title(f"{task}: validation vs training time")
             row[0].set_xlabel("iteration")
             row[1].set_xlabel("training seconds")
             for ax in row:
-                ax.set_ylabel("validation " + c.runs[c.runs.task == task]["metric"].iloc[0])
+                ax.set_ylabel("validation " + _metric_label(c, task))
             row[0].legend(fontsize=8)
         fig.suptitle("Validation curves (line: mean over seeds; band: +- 1 std)")
         _save_figure(fig, out / "validation_curves.png")
@@ -242,16 +255,16 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
 
     fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.6 * len(tasks)), squeeze=False, layout="constrained")
     for row, task in zip(axes, tasks):
-        t = c.runs[c.runs.task == task]
-        sns.scatterplot(data=t, x="train_seconds", y="value", hue="label", ax=row[0], s=60)
-        sns.scatterplot(data=t, x="peak_mib", y="value", hue="label", ax=row[1], s=60, legend=False)
+        t = c.runs[c.runs.task == task].assign(shown=lambda d: d["value"] * _plot_scale(c, task))
+        sns.scatterplot(data=t, x="train_seconds", y="shown", hue="label", ax=row[0], s=60)
+        sns.scatterplot(data=t, x="peak_mib", y="shown", hue="label", ax=row[1], s=60, legend=False)
         row[0].legend(title="method", fontsize=8)
         row[0].set_title(f"{task}: test metric vs training time (one point per run)")
         row[1].set_title(f"{task}: test metric vs peak memory")
         row[0].set_xlabel("training seconds")
         row[1].set_xlabel(f"peak memory (MiB, {t['peak_kind'].iloc[0]})")
         for ax in row:
-            ax.set_ylabel(t["metric"].iloc[0])
+            ax.set_ylabel("test " + _metric_label(c, task))
     _save_figure(fig, out / "cost_tradeoff.png")
     written.append(out / "cost_tradeoff.png")
     return written
