@@ -53,6 +53,27 @@ def cache_dir() -> Path:
     return Path(base)
 
 
+def read_cache(path: Path) -> dict | None:
+    """A preprocessed dataset saved by ``write_cache``; None when absent or damaged (then it
+    is rebuilt, never trusted)."""
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, weights_only=True)
+    except Exception:  # torch.load raises many types for a damaged file
+        return None
+    return blob if isinstance(blob, dict) else None
+
+
+def write_cache(path: Path, blob: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(blob, buffer)
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError:
+        pass  # an unwritable cache only costs time
+
+
 @dataclass(frozen=True)
 class Omniglot:
     """All 1623 characters, preprocessed.
@@ -170,12 +191,9 @@ def load_omniglot(root: Path, size: int = 28, download: bool = True) -> Omniglot
     for path, data in files:
         digest.update(path.encode() + b"\0" + hashlib.sha256(data).digest())
     cache = cache_dir() / f"omniglot-{size}px-v{PREPROCESS_VERSION}-{digest.hexdigest()[:20]}.pt"
-    if cache.is_file():
-        try:
-            blob = torch.load(cache, weights_only=True)
-            return Omniglot(blob["images"], tuple(blob["characters"]))
-        except Exception:  # a damaged cache is rebuilt, never trusted
-            pass
+    blob = read_cache(cache)
+    if blob is not None and {"images", "characters"} <= set(blob):
+        return Omniglot(blob["images"], tuple(blob["characters"]))
     index = {name: i for i, name in enumerate(characters)}
     images = np.zeros((N_CHARACTERS, N_DRAWERS, size, size), dtype=np.uint8)
     for path, data in files:
@@ -185,12 +203,7 @@ def load_omniglot(root: Path, size: int = 28, download: bool = True) -> Omniglot
             raise DataError(f"unexpected Omniglot file name {path}")
         images[index[character], drawer] = _decode(path, data, size)
     result = Omniglot(torch.from_numpy(images), tuple(characters))
-    buffer = io.BytesIO()
-    torch.save({"images": result.images, "characters": list(characters)}, buffer)
-    try:
-        atomic_write_bytes(cache, buffer.getvalue())
-    except OSError:
-        pass  # an unwritable cache only costs time
+    write_cache(cache, {"images": result.images, "characters": list(characters)})
     return result
 
 

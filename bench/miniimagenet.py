@@ -25,9 +25,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from bench.data import cache_dir
+from bench.data import cache_dir, read_cache, write_cache
 from bench.errors import DataError
-from bench.store import atomic_write_bytes
 
 SPLITS = {"train": "train", "val": "validation", "test": "test"}  # our name -> learn2learn's
 PICKLE_NAME = "mini-imagenet-cache-{}.pkl"
@@ -166,13 +165,9 @@ def load_csv_layout(root: Path, split: str, size: int = IMAGE_SIZE, progress: bo
             st = p.stat()
             digest.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     cache = cache_dir() / f"miniimagenet-{split}-{size}px-{digest.hexdigest()[:20]}.pt"
-    if cache.is_file():
-        try:
-            blob = torch.load(cache, weights_only=True)
-            if tuple(blob["classes"]) == classes:
-                return Split(blob["images"], classes)
-        except Exception:  # a damaged cache is rebuilt, never trusted
-            pass
+    blob = read_cache(cache)
+    if blob is not None and tuple(blob.get("classes", ())) == classes and "images" in blob:
+        return Split(blob["images"], classes)
     images = np.zeros((len(classes), len(paths[0]), size, size, 3), dtype=np.uint8)
     bar = tqdm(total=images.shape[0] * images.shape[1], desc=f"mini-ImageNet {split}", disable=not progress, leave=False)
     with bar:
@@ -181,12 +176,7 @@ def load_csv_layout(root: Path, split: str, size: int = IMAGE_SIZE, progress: bo
                 images[c, j] = _decode(p, size)
                 bar.update(1)
     result = Split(torch.from_numpy(images), classes)
-    buffer = io.BytesIO()
-    torch.save({"images": result.images, "classes": list(classes)}, buffer)
-    try:
-        atomic_write_bytes(cache, buffer.getvalue())
-    except OSError:
-        pass  # an unwritable cache only costs time
+    write_cache(cache, {"images": result.images, "classes": list(classes)})
     return result
 
 
