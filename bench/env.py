@@ -32,13 +32,21 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def _code_state() -> dict:
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None}
+
+
+# Read once, when the harness is imported: a long sweep runs the code it loaded, whatever is
+# committed or edited while it runs.
+CODE_STATE = _code_state()
+
+
 def environment(device: torch.device) -> dict:
     import learn2learn
 
-    status = _git("status", "--porcelain", "--untracked-files=no")
     return {
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(status) if status is not None else None,
+        **CODE_STATE,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "learn2learn": learn2learn.__version__,

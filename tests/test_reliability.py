@@ -163,3 +163,13 @@ def test_unwritable_output_folder(tmp_path, data_root):
     result = invoke("run", "--method", "protonet", "--task", "omniglot-5w1s", "--profile", "smoke",
                     "--data-root", data_root, "--out", blocker / "results")
     assert result.exit_code == 2 and "cannot create the run folder" in result.output
+
+
+def test_runs_record_the_code_state_of_their_process_not_of_the_checkout_now(monkeypatch):
+    import torch
+
+    from bench import env
+
+    loaded = dict(env.CODE_STATE)
+    monkeypatch.setattr(env, "_git", lambda *args: "edited-since")  # a commit made while a sweep runs
+    assert {k: env.environment(torch.device("cpu"))[k] for k in loaded} == loaded
