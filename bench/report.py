@@ -152,7 +152,7 @@ def cost_table(c: Collected) -> pd.DataFrame:
         runs=("run", "count"), train_seconds=("train_seconds", "mean"),
         seconds_per_iteration=("seconds_per_iteration", "mean"), episodes_per_second=("episodes_per_second", "mean"),
         test_ms_per_episode=("test_ms_per_episode", "mean"), peak_mib=("peak_mib", "max"),
-        peak_kind=("peak_kind", "first"), device=("device", "first"),
+        peak_kind=("peak_kind", "first"), device=("device", lambda d: ", ".join(sorted(set(d)))),
     )
     return agg.reset_index().rename(columns={"label": "method"})
 
