@@ -77,7 +77,7 @@ def write_shift_plots(run_dir: Path, task_seed: int) -> list[Path]:
 
     fig, ax = _axes(f"CSN on one sinusoid task: before and after shifting\n{label}")
     _base(ax, c)
-    ax.legend(fontsize=8)
+    _legend(ax)
     paths.append(_save(fig, out / "shift_before_after.png"))
 
     colours = dict(zip(READ_POINTS, ("tab:blue", "tab:green", "tab:purple")))
@@ -86,7 +86,7 @@ def write_shift_plots(run_dir: Path, task_seed: int) -> list[Path]:
         _base(ax, c, before=False)
         ax.plot(c["x"], c["reads"][x0], color=colours[x0], label=f"shift read at x = {x0:g}")
         ax.axvline(x0, color=colours[x0], ls=":")
-        ax.legend(fontsize=8)
+        _legend(ax)
         paths.append(_save(fig, out / f"shift_read_at_{x0:+g}.png"))
 
     fig, ax = _axes(f"All shifts together\n{label}")
@@ -94,9 +94,14 @@ def write_shift_plots(run_dir: Path, task_seed: int) -> list[Path]:
     for x0 in READ_POINTS:
         ax.plot(c["x"], c["reads"][x0], color=colours[x0], lw=1, label=f"shift read at x = {x0:g}")
         ax.axvline(x0, color=colours[x0], ls=":")
-    ax.legend(fontsize=8)
+    _legend(ax)
     paths.append(_save(fig, out / "shifts_all.png"))
     return paths
+
+
+def _legend(ax) -> None:
+    """Beside the axes: inside, it hides the curves wherever the task puts them."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 def _save(fig, path: Path) -> Path:
