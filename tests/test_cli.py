@@ -1,17 +1,11 @@
 import json
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import methods
-from cli import cli
+from cli_helpers import invoke, the_run
 
 RUN_FILES = {"config.json", "environment.json", "train.jsonl", "val.jsonl", "test_episodes.jsonl", "summary.json", "best.pt"}
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def one_line_error(result, code, pattern):
@@ -20,11 +14,6 @@ def one_line_error(result, code, pattern):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert pattern in lines[0]
-
-
-def the_run(out: Path) -> Path:
-    (run_dir,) = (out / "runs").iterdir()
-    return run_dir
 
 
 @pytest.fixture(scope="module")

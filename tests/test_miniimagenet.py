@@ -6,9 +6,8 @@ import pickle
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from cli import cli
+from cli_helpers import invoke
 from bench.episodes import PyRandomStream, build_sources, eval_episodes
 from bench.errors import DataError
 from bench.miniimagenet import load_split
@@ -149,7 +148,7 @@ def test_cli_run_on_fixture_data_records_the_memory_estimate(tmp_path):
     write_pickles(tmp_path / "data")
     args = ["run", "--method", "protonet", "--task", "miniimagenet-5w1s", "--profile", "smoke",
             "--set", "eval.episodes=2", "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
-    result = CliRunner().invoke(cli, args)
+    result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert "memory estimate:" in result.output
     summary = json.loads(next((tmp_path / "out" / "runs").glob("*/summary.json")).read_text())
@@ -160,10 +159,10 @@ def test_cli_run_on_fixture_data_records_the_memory_estimate(tmp_path):
 
 
 def test_synth_command_writes_a_loadable_ravi_shaped_dataset_and_never_overwrites(tmp_path):
-    result = CliRunner().invoke(cli, ["data", "synth-miniimagenet", str(tmp_path), "--per-class", "3"])
+    result = invoke("data", "synth-miniimagenet", tmp_path, "--per-class", 3)
     assert result.exit_code == 0, result.output
     assert load_split(tmp_path, "val").images.shape == (16, 3, 84, 84, 3)
     before = (tmp_path / "miniimagenet" / "mini-imagenet-cache-validation.pkl").read_bytes()
-    again = CliRunner().invoke(cli, ["data", "synth-miniimagenet", str(tmp_path)])
+    again = invoke("data", "synth-miniimagenet", tmp_path)
     assert again.exit_code == 2 and "already exists" in again.output
     assert (tmp_path / "miniimagenet" / "mini-imagenet-cache-validation.pkl").read_bytes() == before

@@ -9,9 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from cli import cli
+from cli_helpers import invoke, the_run
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = ["--method", "protonet", "--task", "omniglot-5w1s", "--profile", "smoke", "--seed", "3",
@@ -19,17 +17,8 @@ SETTINGS = ["--method", "protonet", "--task", "omniglot-5w1s", "--profile", "smo
             "--set", "eval.episodes=6"]
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
 def episodes(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "test_episodes.jsonl").read_text().splitlines()]
-
-
-def the_run(out: Path) -> Path:
-    (run_dir,) = (out / "runs").iterdir()
-    return run_dir
 
 
 @pytest.fixture(scope="module")
