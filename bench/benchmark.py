@@ -26,7 +26,7 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
     check_shapes(config, sources)
     method = make_method(config, device)
     trainer = Trainer(method, config, sources, device)
-    estimated = memory_estimate(method, config, sources, trainer, device)
+    estimated = memory_estimate(trainer)
     # The peak covers the whole process on CPU (and the weights on a GPU): report what training adds too.
     reset_peak_memory(device)
     baseline = current_memory_bytes(device)

@@ -20,9 +20,9 @@ from bench.evaluate import evaluate, primary_metric, summarise
 from bench.memory import MemoryEstimate, estimate
 from bench.method import Method
 from bench.runconfig import RunConfig
-from bench.tensorboard import TensorBoardMirror
 from bench.store import append_jsonl, atomic_write_bytes, read_jsonl, write_json, write_jsonl
 from bench.tasks import TaskSpec
+from bench.tensorboard import TensorBoardMirror
 from bench.train import Trainer, improves
 
 CHECKPOINT = "best.pt"
@@ -128,14 +128,12 @@ def load_state(run_dir: Path) -> dict:
         raise UserError(f"cannot resume from {run_dir / STATE}: {str(exc).splitlines()[0][:200]}") from None
 
 
-def memory_estimate(method: Method, config: RunConfig, sources: dict, trainer: Trainer, device: torch.device) -> MemoryEstimate:
+def memory_estimate(trainer: Trainer) -> MemoryEstimate:
     """The estimate for one training episode of the run's shape, drawn from its own stream
     so that the training episodes stay those of the seed."""
-    stream = PyRandomStream(derive_seed("memory-probe", config.task, config.settings.seed))
-    source = sources["train"]
-    episode = source.collate([source.sample(trainer.ways, trainer.shots, trainer.queries, stream)], trainer.ways, trainer.shots)
-    train = config.settings.train
-    return estimate(method, episode.to(device), train.meta_batch, train.chunk_tasks)
+    config = trainer.config
+    episode = trainer.training_batch(PyRandomStream(derive_seed("memory-probe", config.task, config.settings.seed)), 1)
+    return estimate(trainer.method, episode, config.settings.train.meta_batch, config.settings.train.chunk_tasks)
 
 
 def run(
@@ -169,7 +167,7 @@ def run(
         train_rows, val_rows = [], []
         best_value, best_iteration, train_seconds = None, 0, 0.0
     write_json(run_dir / STATUS, {"status": "running", "iteration": trainer.iteration})
-    memory = memory_estimate(method, config, sources, trainer, device)
+    memory = memory_estimate(trainer)
     if progress:
         tqdm.write(memory.describe())
     reset_peak_memory(device)

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from bench.episodes import EpisodeSource, PyRandomStream, derive_seed, eval_episodes
+from bench.episodes import Batch, EpisodeSource, PyRandomStream, derive_seed, eval_episodes
 from bench.errors import RunFailed
 from bench.evaluate import evaluate, primary_metric, score, summarise
 from bench.method import Method
@@ -36,13 +36,17 @@ class Trainer:
         val_n = train.val_episodes or self.task.val_episodes
         self.val_episodes = eval_episodes(sources["val"], self.task, "val", val_n, config.settings.eval.seed)
 
+    def training_batch(self, stream: PyRandomStream, tasks: int) -> Batch:
+        """``tasks`` training episodes of the run's shape from ``stream``, on the device."""
+        source = self.sources["train"]
+        episodes = [source.sample(self.ways, self.shots, self.queries, stream) for _ in range(tasks)]
+        return source.collate(episodes, self.ways, self.shots).to(self.device)
+
     def step(self) -> dict:
         """One meta-training iteration; returns its loss, metric and duration."""
         start = time.perf_counter()
         train = self.config.settings.train
-        source = self.sources["train"]
-        episodes = [source.sample(self.ways, self.shots, self.queries, self.stream) for _ in range(train.meta_batch)]
-        batch = source.collate(episodes, self.ways, self.shots).to(self.device)
+        batch = self.training_batch(self.stream, train.meta_batch)
         self.method.train()
         self.optimizer.zero_grad(set_to_none=True)
         chunk = train.chunk_tasks or batch.num_tasks
