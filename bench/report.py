@@ -6,7 +6,6 @@ validation) assembled by ``collect``; tables are pure functions of those frames.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import pandas as pd
 import yaml
 
 from bench.metrics import mean_ci95
-from bench.store import atomic_write_bytes
+from bench.store import atomic_write_bytes, write_figure
 from bench.sweep import config_digest
 
 RUN_FILES = ("config.json", "environment.json", "train.jsonl", "val.jsonl", "test_episodes.jsonl", "summary.json", "best.pt")
@@ -187,15 +186,6 @@ def latex(df: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines)
 
 
-def _save_figure(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def _plot_scale(c: Collected, task: str) -> float:
     """Accuracies are drawn in %, like the tables."""
     return 100.0 if c.runs[c.runs.task == task]["metric"].iloc[0] == "accuracy" else 1.0
@@ -228,7 +218,7 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_xlabel(unit)
     axes[0][0].legend(loc="lower left", fontsize=8)
     fig.suptitle("Test metric per task (pooled over seeds and test episodes)")
-    _save_figure(fig, out / "accuracy.png")
+    write_figure(fig, out / "accuracy.png")
     written.append(out / "accuracy.png")
 
     if not c.curves.empty:
@@ -250,7 +240,7 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
                 ax.set_ylabel("validation " + _metric_label(c, task))
             row[0].legend(fontsize=8)
         fig.suptitle("Validation curves (line: mean over seeds; band: +- 1 std)")
-        _save_figure(fig, out / "validation_curves.png")
+        write_figure(fig, out / "validation_curves.png")
         written.append(out / "validation_curves.png")
 
     fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.6 * len(tasks)), squeeze=False, layout="constrained")
@@ -265,7 +255,7 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
         row[1].set_xlabel(f"peak memory (MiB, {t['peak_kind'].iloc[0]})")
         for ax in row:
             ax.set_ylabel("test " + _metric_label(c, task))
-    _save_figure(fig, out / "cost_tradeoff.png")
+    write_figure(fig, out / "cost_tradeoff.png")
     written.append(out / "cost_tradeoff.png")
     return written
 

@@ -7,7 +7,6 @@ step 0.2; (2) the network on every point with the single shift read for one quer
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import torch
@@ -17,7 +16,7 @@ from bench.episodes import Batch, PyRandomStream, SinusoidSource, derive_seed
 from bench.errors import UserError
 from bench.runconfig import load_run_config
 from bench.runner import CHECKPOINT, load_checkpoint, make_method
-from bench.store import atomic_write_bytes
+from bench.store import write_figure
 
 READ_POINTS = (-3.0, 0.0, 3.0)
 
@@ -78,7 +77,7 @@ def write_shift_plots(run_dir: Path, task_seed: int) -> list[Path]:
     fig, ax = _axes(f"CSN on one sinusoid task: before and after shifting\n{label}")
     _base(ax, c)
     _legend(ax)
-    paths.append(_save(fig, out / "shift_before_after.png"))
+    paths.append(write_figure(fig, out / "shift_before_after.png"))
 
     colours = dict(zip(READ_POINTS, ("tab:blue", "tab:green", "tab:purple")))
     for x0 in READ_POINTS:
@@ -87,7 +86,7 @@ def write_shift_plots(run_dir: Path, task_seed: int) -> list[Path]:
         ax.plot(c["x"], c["reads"][x0], color=colours[x0], label=f"shift read at x = {x0:g}")
         ax.axvline(x0, color=colours[x0], ls=":")
         _legend(ax)
-        paths.append(_save(fig, out / f"shift_read_at_{x0:+g}.png"))
+        paths.append(write_figure(fig, out / f"shift_read_at_{x0:+g}.png"))
 
     fig, ax = _axes(f"All shifts together\n{label}")
     _base(ax, c)
@@ -95,7 +94,7 @@ def write_shift_plots(run_dir: Path, task_seed: int) -> list[Path]:
         ax.plot(c["x"], c["reads"][x0], color=colours[x0], lw=1, label=f"shift read at x = {x0:g}")
         ax.axvline(x0, color=colours[x0], ls=":")
     _legend(ax)
-    paths.append(_save(fig, out / "shifts_all.png"))
+    paths.append(write_figure(fig, out / "shifts_all.png"))
     return paths
 
 
@@ -104,12 +103,3 @@ def _legend(ax) -> None:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path

@@ -55,3 +55,17 @@ def append_jsonl(path: Path, row: dict) -> None:
             os.fsync(fh.fileno())
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def write_figure(fig, path: Path) -> Path:
+    """Saves a matplotlib figure as PNG (cropped to its content, legends outside the axes
+    included) atomically, and closes it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
