@@ -33,9 +33,11 @@ class TransductiveBatchNorm2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused:
             return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
-        # One-pass statistics and a per-channel affine map keep few full-size tensors in the graph.
-        mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        var = (x * x).mean(dim=(0, 2, 3), keepdim=True) - mean * mean
+        # One-pass statistics and a per-channel affine map keep few full-size tensors in the graph;
+        # sums scaled afterwards (not means) differentiate to broadcasts instead of full-size divisions.
+        inv_n = 1.0 / (x.numel() // x.shape[1])
+        mean = x.sum(dim=(0, 2, 3), keepdim=True) * inv_n
+        var = (x * x).sum(dim=(0, 2, 3), keepdim=True) * inv_n - mean * mean
         scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var.clamp_min(0) + self.eps)
         return torch.addcmul(self.bias.view(1, -1, 1, 1) - mean * scale, x, scale)
 
