@@ -41,6 +41,9 @@ out_option = click.option(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Few-shot meta-learning benchmark: CSN, MAML and Prototypical Networks on identical episodes."""
+    from bench.env import keep_freed_memory
+
+    keep_freed_memory()
 
 
 @cli.command("list")

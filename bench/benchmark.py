@@ -16,11 +16,19 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
     """Seconds per iteration after ``warmup`` iterations, episodes per second and peak memory."""
     import torch
 
-    from bench.env import current_memory_bytes, device_name, peak_memory_bytes, pick_device, reset_peak_memory
+    from bench.env import (
+        current_memory_bytes,
+        device_name,
+        keep_freed_memory,
+        peak_memory_bytes,
+        pick_device,
+        reset_peak_memory,
+    )
     from bench.episodes import build_sources
     from bench.runner import check_shapes, make_method, memory_estimate
     from bench.train import Trainer
 
+    keep_freed_memory()  # a fresh process: set up as the CLI's own
     device = pick_device(config.settings.device)
     sources = build_sources(config.task_spec, data_root)
     check_shapes(config, sources)
