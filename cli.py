@@ -167,43 +167,53 @@ def csv_values(text: str | None, convert=str) -> list:
 @click.option("--chunks", default=None, help="Comma-separated train.chunk_tasks values to compare (0: whole meta-batch).")
 @click.option("--iterations", type=click.IntRange(1), default=5, show_default=True, help="Timed iterations.")
 @click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help="Untimed iterations first.")
+@click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
+              help="Rounds: each times every variant once, in alternating order; the median is reported.")
 @run_options
 @one_line_errors
-def bench(method, task, impl, chunks, iterations, warmup, seed, profile, config_file, assignments, device, data_root, out) -> None:
+def bench(method, task, impl, chunks, iterations, warmup, repeat, seed, profile, config_file, assignments, device, data_root,
+          out) -> None:
     """Times meta-training iterations of each variant on the same episodes (a fresh process each)."""
-    from bench.benchmark import time_in_fresh_process
+    from bench.benchmark import summarise, time_in_fresh_process
     from bench.data import resolve_root
     from bench.runner import now_stamp
     from bench.store import write_json
 
-    rows = []
+    variants = []
     for impl_value in csv_values(impl):
         for chunk in csv_values(chunks, int):
             extra = [f"method.impl={impl_value}"] if impl_value is not None else []
             extra += [f"train.chunk_tasks={chunk}"] if chunk is not None else []
             config = resolve_config(method, task, seed, profile, config_file, (*assignments, *extra), device)
-            label = ", ".join(extra) or "default"
-            click.echo(f"timing {label} ...", err=True)
-            result = time_in_fresh_process(config, resolve_root(data_root), iterations, warmup)
-            rows.append({"variant": label, "config": config.to_dict(), **result})
+            variants.append((", ".join(extra) or "default", config))
+    runs: dict[str, list[dict]] = {label: [] for label, _ in variants}
+    for round_ in range(repeat):
+        # Alternating the order keeps a machine that slows down or speeds up from favouring one variant.
+        for label, config in variants if round_ % 2 == 0 else reversed(variants):
+            click.echo(f"timing {label} (round {round_ + 1} of {repeat}) ...", err=True)
+            runs[label].append(time_in_fresh_process(config, resolve_root(data_root), iterations, warmup))
+    rows = [{"variant": label, "config": config.to_dict(), **summarise(runs[label])} for label, config in variants]
     base = rows[0]["seconds_per_iteration"]
-    click.echo(f"{method} on {task} ({rows[0]['device']}, {iterations} iterations after {warmup} warm-up)")
+    rounds = f", median of {repeat} rounds" if repeat > 1 else ""
+    click.echo(f"{method} on {task} ({rows[0]['device']}, {iterations} iterations after {warmup} warm-up{rounds})")
     click.echo(
         f"{'variant':44s} {'s/iter':>8s} {'episodes/s':>10s} {'peak MiB':>9s} {'training MiB':>12s} "
-        f"{'estimate MiB':>12s} {'speed vs first':>14s}"
+        f"{'estimate MiB':>12s} {'speed vs first':>14s}" + ("  s/iter per round" if repeat > 1 else "")
     )
     for r in rows:
+        each = "  " + " ".join(f"{s:.3f}" for s in r["seconds_per_iteration_runs"]) if repeat > 1 else ""
         click.echo(
             f"{r['variant']:44s} {r['seconds_per_iteration']:8.3f} {r['episodes_per_second']:10.1f} "
             f"{r['peak_memory_bytes'] / 2**20:9.0f} {r['training_memory_bytes'] / 2**20:12.0f} "
-            f"{r['estimated_training_bytes'] / 2**20:12.0f} {base / r['seconds_per_iteration']:13.2f}x"
+            f"{r['estimated_training_bytes'] / 2**20:12.0f} {base / r['seconds_per_iteration']:13.2f}x{each}"
         )
     click.echo(
         "peak: CUDA peak allocated on a GPU, the process's peak RSS on CPU; training: the peak minus memory "
         "in use before the first step; estimate: the memory estimate of that growth (see README)"
+        + ("; memory: the largest of the rounds" if repeat > 1 else "")
     )
     path = Path(out) / "bench" / f"{task}__{method}__{now_stamp()}.json"
-    write_json(path, {"iterations": iterations, "warmup": warmup, "rows": rows})
+    write_json(path, {"iterations": iterations, "warmup": warmup, "repeat": repeat, "rows": rows})
     click.echo(f"written to {path}")
 
 

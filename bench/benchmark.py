@@ -6,6 +6,7 @@ Each variant runs in a fresh process, so its peak memory is its own.
 from __future__ import annotations
 
 import multiprocessing
+import statistics
 import time
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
     peak = peak_memory_bytes(device)
     return {
         "seconds_per_iteration": seconds,
+        "episodes_per_iteration": config.settings.train.meta_batch,
         "episodes_per_second": config.settings.train.meta_batch / seconds,
         "peak_memory_bytes": peak,
         "peak_memory_kind": "cuda_allocated" if device.type == "cuda" else "cpu_rss",
@@ -61,3 +63,18 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
 def time_in_fresh_process(config: RunConfig, data_root: Path, iterations: int, warmup: int) -> dict:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(time_training, (config, data_root, iterations, warmup))
+
+
+def summarise(runs: list[dict]) -> dict:
+    """One variant timed in several fresh processes: the median seconds per iteration, each
+    run's figure beside it, and the largest memory of any run."""
+    seconds = [r["seconds_per_iteration"] for r in runs]
+    median = statistics.median(seconds)
+    return {
+        **runs[0],
+        "seconds_per_iteration": median,
+        "seconds_per_iteration_runs": seconds,
+        "episodes_per_second": runs[0]["episodes_per_iteration"] / median,
+        "peak_memory_bytes": max(r["peak_memory_bytes"] for r in runs),
+        "training_memory_bytes": max(r["training_memory_bytes"] for r in runs),
+    }

@@ -145,12 +145,14 @@ def test_plot_shifts_refuses_other_runs(protonet_run):
 @pytest.mark.slow
 def test_bench_times_each_variant_in_a_fresh_process(tmp_path, data_root):
     result = invoke("bench", "--method", "maml", "--task", "omniglot-5w1s", "--profile", "smoke", "--impl", "batched,reference",
-                    "--iterations", 1, "--warmup", 0, "--data-root", data_root, "--out", tmp_path)
+                    "--iterations", 1, "--warmup", 0, "--repeat", 2, "--data-root", data_root, "--out", tmp_path)
     assert result.exit_code == 0, result.output
+    assert "round 2 of 2" in result.output and "median of 2 rounds" in result.output
     (record,) = (tmp_path / "bench").glob("*.json")
     rows = json.loads(record.read_text())["rows"]
     assert [r["impl_used"] for r in rows] == ["batched", "reference"]
     assert all(r["seconds_per_iteration"] > 0 and r["peak_memory_bytes"] > 0 for r in rows)
+    assert all(len(r["seconds_per_iteration_runs"]) == 2 for r in rows)
 
 
 def test_bench_rejects_a_setting_the_method_lacks(tmp_path):
