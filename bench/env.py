@@ -85,12 +85,13 @@ def keep_freed_memory() -> bool:
     so a CPU training step whose tensors are a few MiB each (batched MAML: one per task and
     layer) touches new pages every iteration: up to tens of thousands of page faults per step
     on this project's machine, a 5-15 % slowdown that came and went with the heap's history.
-    Returns whether the setting was applied (glibc only).
+    The price is a higher resident set: freed blocks stay mapped. ``CSN_BENCH_KEEP_FREED_MEMORY=0``
+    leaves glibc's defaults. Returns whether the process now runs with the setting (glibc only).
     """
     libc = _glibc()
-    applied = libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)) and bool(
-        libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
-    )
+    if libc is None or os.environ.get("CSN_BENCH_KEEP_FREED_MEMORY", "1") == "0":
+        return MALLOC_STATE["keeps_freed_memory"]  # nothing changed: an earlier call's setting stays
+    applied = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
     MALLOC_STATE["keeps_freed_memory"] = applied
     return applied
 

@@ -32,3 +32,9 @@ def test_freed_memory_is_kept_for_reuse_and_released_before_a_new_peak():
     assert env.current_rss_bytes() > held - 32 * 2**20, "freed blocks were handed back to the OS"
     env.reset_peak_memory(torch.device("cpu"))
     assert env.current_rss_bytes() < held - 96 * 2**20, "memory kept for reuse would count in the next run's baseline"
+
+
+def test_keeping_freed_memory_can_be_switched_off(monkeypatch):
+    monkeypatch.setitem(env.MALLOC_STATE, "keeps_freed_memory", False)  # as in a fresh process
+    monkeypatch.setenv("CSN_BENCH_KEEP_FREED_MEMORY", "0")
+    assert not env.keep_freed_memory() and not env.MALLOC_STATE["keeps_freed_memory"]
