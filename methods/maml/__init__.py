@@ -1,6 +1,7 @@
 """Model-Agnostic Meta-Learning (Finn, Abbeel & Levine, ICML 2017).
 
-Three interchangeable implementations of the same algorithm (setting ``impl``):
+Four interchangeable implementations of the same algorithm, and a choice between two of them
+(setting ``impl``):
 
 - ``batched``: every task of the meta-batch adapted and evaluated at once: ``torch.func.vmap``
   over a pure adaptation function built from ``functional_call`` and ``grad``.
