@@ -3,7 +3,7 @@ PY := .venv/bin/python
 # Use the shared data beside a checkout when no data root was chosen.
 export CSN_BENCH_DATA ?= $(if $(wildcard ../shared/data/omniglot),$(abspath ../shared/data),$(CURDIR)/data)
 
-.PHONY: setup demo test
+.PHONY: setup demo test test-fast
 setup:
 	@scripts/setup.sh
 
@@ -12,3 +12,6 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"

@@ -41,36 +41,68 @@ out_option = click.option(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Few-shot meta-learning benchmark: CSN, MAML and Prototypical Networks on identical episodes."""
-    from bench.env import keep_freed_memory
+    from bench.engine.allocator import keep_freed_memory
 
     keep_freed_memory()
 
 
 @cli.command("list")
-def list_cmd() -> None:
-    """Lists methods, tasks, profiles and backbones."""
-    from bench.backbones import BACKBONES
-    from bench.runconfig import PROFILES
-    from bench.tasks import TASKS
+@click.option("--keys", "keys_of", metavar="METHOD", default=None,
+              help="List every config key of a run of METHOD (type, default, meaning) instead.")
+@click.option("--markdown", is_flag=True, help="With --keys: as a Markdown table.")
+@one_line_errors
+def list_cmd(keys_of, markdown) -> None:
+    """Lists methods (with their profiles), tasks and backbones."""
+    if keys_of is not None:
+        click.echo(config_keys(keys_of, markdown), nl=False)
+        return
+    from bench.data.tasks import TASKS
+    from bench.engine.runconfig import profiles
+    from bench.interface.backbones import BACKBONES
     from methods import METHODS
 
     click.echo("methods:")
     for name in METHODS:
         cls = METHODS.get(name)
         click.echo(f"  {name:10s} {', '.join(sorted(cls.kinds))}  {(cls.__doc__ or '').strip().splitlines()[0]}")
+        click.echo(f"  {'':10s} profiles: {', '.join(profiles(cls))}")
     click.echo("tasks:")
     for name in TASKS:
         t = TASKS.get(name)
         shape = f"{t.ways}-way {t.shots}-shot" if t.kind == "classification" else f"{t.shots}-shot regression"
         click.echo(f"  {name:16s} {shape}, {t.queries} queries, {t.test_episodes} test episodes (v{t.version})")
-    click.echo(f"profiles: {', '.join(PROFILES)}")
     click.echo(f"backbones: {', '.join(BACKBONES)}")
+
+
+def config_keys(method: str, markdown: bool = False) -> str:
+    """Every key of a run of ``method``, from the config dataclasses' field docstrings."""
+    from bench.config import describe, keys_markdown
+    from bench.engine.runconfig import RunSettings
+    from methods import METHODS
+
+    rows = describe(RunSettings) + describe(METHODS.get(method).Config, "method")
+    if markdown:
+        return keys_markdown(rows)
+    width = max(len(r.key) for r in rows)
+    return "".join(f"{r.key:{width}s}  {r.type} = {r.default}\n{'':{width}s}  {r.doc}\n" for r in rows)
+
+
+def config_reference() -> str:
+    """The README's config-key tables: the run's settings, then each method's."""
+    from bench.config import describe, keys_markdown
+    from bench.engine.runconfig import RunSettings
+    from methods import METHODS
+
+    parts = ["Every run:\n\n" + keys_markdown(describe(RunSettings))]
+    for name in METHODS:
+        parts.append(f"`{name}`:\n\n" + keys_markdown(describe(METHODS.get(name).Config, "method")))
+    return "\n".join(parts)
 
 
 def run_options(fn):
     options = [
         click.option("--seed", type=int, default=None, help="Run seed (training episodes and initialisation)."),
-        click.option("--profile", default="quick", show_default=True, help="smoke, demo, quick, paper (or seed, for csn)."),
+        click.option("--profile", default="quick", show_default=True, help="A profile of the method (`list` shows them)."),
         click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, help="YAML config file."),
         click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. train.lr=0.001."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Default: auto."),
@@ -84,11 +116,22 @@ def run_options(fn):
 
 def resolve_config(method, task, seed, profile, config_file, assignments, device):
     from bench.config import merge, parse_assignments
-    from bench.runconfig import resolve
+    from bench.engine.runconfig import resolve
+    from methods import METHODS
 
     overrides = parse_assignments(assignments)
     command_line = {k: v for k, v in {"seed": seed, "device": device}.items() if v is not None}
-    return resolve(method, task, profile, config_file, merge(overrides, command_line))
+    return resolve(METHODS.get(method), task, profile, config_file, merge(overrides, command_line))
+
+
+def open_run(run_dir):
+    """The run folder at ``run_dir`` and the config it was made with."""
+    from bench.engine.runconfig import from_record
+    from bench.results.runfolder import RunFolder
+    from methods import METHODS
+
+    folder = RunFolder(run_dir)
+    return folder, from_record(folder.read_config(), METHODS.get, str(folder.path))
 
 
 @cli.command()
@@ -102,36 +145,32 @@ def resolve_config(method, task, seed, profile, config_file, assignments, device
 @one_line_errors
 def run(method, task, resume_dir, deterministic, tensorboard, seed, profile, config_file, assignments, device, data_root, out) -> None:
     """Meta-trains METHOD on TASK, keeps the best validation checkpoint and tests it."""
-    from bench.data import resolve_root
-    from bench.runconfig import load_run_config
-    from bench.runner import run as run_one
+    from bench.data.storage import resolve_root
+    from bench.engine.run import run as run_one
 
     if resume_dir is not None:
         if method or task or seed is not None or config_file or assignments or deterministic:
             raise UserError("--resume continues a run with its own config: give no --method, --task, --seed, --config, --set or --deterministic")
-        run_dir = Path(resume_dir)
-        config = load_run_config(run_dir)
-        if (run_dir / "summary.json").exists():
-            raise UserError(f"{run_dir} already finished; nothing to resume")
-        run_dir = run_one(config, resolve_root(data_root), run_dir.parent.parent, resume=run_dir, tensorboard=tensorboard)
+        folder, config = open_run(resume_dir)
+        if folder.is_complete():
+            raise UserError(f"{folder.path} already finished; nothing to resume")
+        folder = run_one(config, resolve_root(data_root), folder.results_root, resume=folder, tensorboard=tensorboard)
     else:
         if not method or not task:
             raise UserError("run needs --method and --task (or --resume RUN_DIR)")
         extra = ("deterministic=true",) if deterministic else ()
         config = resolve_config(method, task, seed, profile, config_file, (*assignments, *extra), device)
-        run_dir = run_one(config, resolve_root(data_root), Path(out), tensorboard=tensorboard)
-    click.echo(summary_line(run_dir))
+        folder = run_one(config, resolve_root(data_root), Path(out), tensorboard=tensorboard)
+    click.echo(summary_line(folder))
 
 
-def summary_line(run_dir: Path) -> str:
-    from bench.store import read_json
-
-    s = read_json(run_dir / "summary.json")
+def summary_line(folder) -> str:
+    s = folder.summary()
     key = s["metric"]
     return (
         f"{s['method']} on {s['task']}: test {key} {s[key]:.4f} +- {s[key + '_ci95']:.4f} over {s['episodes']} "
         f"episodes; {s['train_seconds']:.0f} s training, {s['wall_seconds']:.0f} s wall, "
-        f"peak memory {s['peak_memory_bytes'] / 2**20:.0f} MiB -> {run_dir}"
+        f"peak memory {s['peak_memory_bytes'] / 2**20:.0f} MiB -> {folder.path}"
     )
 
 
@@ -144,10 +183,12 @@ def summary_line(run_dir: Path) -> str:
 @one_line_errors
 def eval_cmd(run_dir, task, episodes, device, data_root) -> None:
     """Re-evaluates a run's best checkpoint on the test episodes of its task or a compatible one."""
-    from bench.data import resolve_root
-    from bench.reevaluate import reevaluate
+    from bench.data.storage import resolve_root
+    from bench.data.tasks import get_task
+    from bench.engine.reevaluate import reevaluate
 
-    path = reevaluate(Path(run_dir), task, episodes, device, resolve_root(data_root))
+    folder, config = open_run(run_dir)
+    path = reevaluate(folder, config, get_task(task) if task else None, episodes, device, resolve_root(data_root))
     click.echo(f"evaluation written to {path}")
 
 
@@ -174,10 +215,10 @@ def csv_values(text: str | None, convert=str) -> list:
 def bench(method, task, impl, chunks, iterations, warmup, repeat, seed, profile, config_file, assignments, device, data_root,
           out) -> None:
     """Times meta-training iterations of each variant on the same episodes (a fresh process each)."""
-    from bench.benchmark import summarise, time_in_fresh_process
-    from bench.data import resolve_root
-    from bench.runner import now_stamp
-    from bench.store import write_json
+    from bench.data.storage import resolve_root
+    from bench.engine.timing import summarise, time_in_fresh_process
+    from bench.files import write_json
+    from bench.results.runfolder import now_stamp
 
     variants = []
     for impl_value in csv_values(impl):
@@ -226,10 +267,10 @@ def bench(method, task, impl, chunks, iterations, warmup, repeat, seed, profile,
 def sweep(method_names, task_names, seeds, seed, profile, config_file, assignments, device, data_root, out) -> None:
     """Runs a grid of methods x tasks x seeds one at a time; finished runs are skipped, so a
     stopped sweep carries on where it was."""
-    from bench.data import resolve_root
-    from bench.runner import run as run_one
-    from bench.sweep import sweep as run_sweep
-    from bench.tasks import get_task
+    from bench.data.storage import resolve_root
+    from bench.data.tasks import get_task
+    from bench.engine.run import run as run_one
+    from bench.engine.sweep import sweep as run_sweep
     from methods import METHODS
 
     if seed is not None:
@@ -243,8 +284,8 @@ def sweep(method_names, task_names, seeds, seed, profile, config_file, assignmen
             for s in csv_values(seeds, int):
                 configs.append(resolve_config(method, task, s, profile, config_file, assignments, device))
     root = resolve_root(data_root)
-    for config, run_dir, what in run_sweep(configs, lambda c, resume: run_one(c, root, Path(out), resume=resume), Path(out)):
-        click.echo(f"{what:9s}" + summary_line(run_dir))
+    for _, folder, what in run_sweep(configs, lambda c, resume: run_one(c, root, Path(out), resume=resume), Path(out)):
+        click.echo(f"{what:9s}" + summary_line(folder))
 
 
 @cli.command()
@@ -254,7 +295,7 @@ def sweep(method_names, task_names, seeds, seed, profile, config_file, assignmen
 def report(results, out) -> None:
     """Tables (Markdown, CSV, LaTeX) and plots from the runs' files: accuracy with CIs next to the
     published numbers, paired differences, runtime and memory."""
-    from bench.report import build_report
+    from bench.report.build import build_report
 
     path = build_report(Path(results), Path(out) if out else Path(results) / "report")
     click.echo(f"report written to {path}")
@@ -270,7 +311,8 @@ def data() -> None:
 @one_line_errors
 def data_verify(data_root) -> None:
     """Checks Omniglot and the split files against their checksums; lists what is missing or corrupt."""
-    from bench.data import resolve_root, verify
+    from bench.data.omniglot import verify
+    from bench.data.storage import resolve_root
     from bench.errors import DataError
 
     result = verify(resolve_root(data_root))
@@ -293,7 +335,7 @@ def data_verify(data_root) -> None:
 def data_synth_miniimagenet(root, layout, per_class) -> None:
     """Writes noise images in mini-ImageNet's layout (64/16/20 classes) under ROOT/miniimagenet,
     to time methods on 84x84 inputs without the real images (--data-root ROOT)."""
-    from bench.synthetic import write_miniimagenet
+    from bench.data.synthetic import write_miniimagenet
 
     written = write_miniimagenet(Path(root), layout, per_class=per_class)
     total = sum(images.shape[0] * images.shape[1] for _, images in written.values())
@@ -305,10 +347,17 @@ def data_synth_miniimagenet(root, layout, per_class) -> None:
 @click.option("--task-seed", type=int, default=0, show_default=True, help="Which sinusoid task to draw.")
 @one_line_errors
 def plot_shifts(run_dir, task_seed) -> None:
-    """Draws a CSN sinusoid run's shifts (before/after, single reads, all together) as PNGs."""
-    from bench.shift_plots import write_shift_plots
+    """Draws a CSN sinusoid run's shifts (before/after, single reads, all together) as PNGs
+    into the run folder's plots/, where `report` finds them."""
+    from bench.data.storage import resolve_root
+    from bench.engine.setup import load_weights, set_up
+    from methods.csn.plots import check_run, write_shift_plots
 
-    for path in write_shift_plots(Path(run_dir), task_seed):
+    folder, config = open_run(run_dir)
+    check_run(config)
+    setup = set_up(config, resolve_root(None), device="cpu")
+    load_weights(setup.method, folder.load_best(config.method), folder)
+    for path in write_shift_plots(setup.method, config.task_spec.shots, folder.plots_dir, task_seed):
         click.echo(f"wrote {path}")
 
 
@@ -318,19 +367,18 @@ def plot_shifts(run_dir, task_seed) -> None:
 @one_line_errors
 def demo(data_root, out) -> None:
     """Every method on omniglot-5w1s with the short `demo` profile, then a comparison table."""
-    import methods
-    from bench.data import resolve_root
-    from bench.runner import run as run_one
-    from bench.store import read_json
-    from bench.tasks import get_task
+    from bench.data.storage import resolve_root
+    from bench.data.tasks import get_task
+    from bench.engine.run import run as run_one
+    from methods import METHODS
 
     task = "omniglot-5w1s"
     summaries = []
-    for name in methods.METHODS:
-        if get_task(task).kind not in methods.METHODS.get(name).kinds:
+    for name in METHODS:
+        if get_task(task).kind not in METHODS.get(name).kinds:
             continue
         config = resolve_config(name, task, 0, "demo", None, (), None)
-        summaries.append(read_json(run_one(config, resolve_root(data_root), Path(out)) / "summary.json"))
+        summaries.append(run_one(config, resolve_root(data_root), Path(out)).summary())
     click.echo(f"\n{task}, demo profile (short training: not the paper numbers)")
     click.echo(f"{'method':10s} {'accuracy':>17s} {'train s':>8s} {'s/iter':>8s} {'test ms/ep':>10s} {'peak MiB':>9s}")
     for s in summaries:

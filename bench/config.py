@@ -5,8 +5,12 @@ Precedence when resolving a run: command line (``--set``) > config file > profil
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import textwrap
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,9 +26,10 @@ def build(cls: type, values: dict[str, Any] | None, where: str = "") -> Any:
     Raises:
         UserError: naming the dotted key that is unknown or has the wrong type.
     """
-    values = dict(values or {})
+    if values is None:
+        values = {}
     if not isinstance(values, dict):
-        raise UserError(f"config section '{where or 'top level'}' must be a mapping")
+        raise UserError(f"config section '{where or 'top level'}' must be a mapping, got {_short(values)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in values:
@@ -46,7 +51,7 @@ def _join(where: str, key: str) -> str:
 def _coerce(tp: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise UserError(f"config key '{key}' must be a mapping, got {value!r}")
+            raise UserError(f"config key '{key}' must be a mapping, got {_short(value)}")
         return build(tp, value, key)
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -135,3 +140,77 @@ def load_yaml(path: str | Path) -> dict:
 
 def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -- documentation generated from the dataclasses ---------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyDoc:
+    key: str
+    type: str
+    default: str
+    doc: str
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each field of dataclass ``cls`` (empty where there is none)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs: dict[str, str] = {}
+    for node, after in zip(body, body[1:] + [None]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            is_doc = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)
+            text = " ".join(inspect.cleandoc(after.value.value).split()) if is_doc else ""
+            docs[node.target.id] = text.replace("``", "`")  # reStructuredText literals as Markdown
+    return docs
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(map(str, typing.get_args(tp)))
+    if origin is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _default_text(field: dataclasses.Field) -> str:
+    if field.default is not dataclasses.MISSING:
+        value = field.default
+    elif field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        value = field.default_factory()  # type: ignore[misc]
+    else:
+        return "(required)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return str(value)
+
+
+def describe(cls: type, prefix: str = "") -> list[KeyDoc]:
+    """Every key of dataclass ``cls`` (nested dataclasses flattened to dotted keys) with its
+    type, default and field docstring: the source of ``cli.py list --keys`` and the README."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    rows: list[KeyDoc] = []
+    for f in dataclasses.fields(cls):
+        key = _join(prefix, f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows += describe(hints[f.name], key)
+        else:
+            rows.append(KeyDoc(key, _type_name(hints[f.name]), _default_text(f), docs.get(f.name, "")))
+    return rows
+
+
+def keys_markdown(rows: list[KeyDoc]) -> str:
+    cell = lambda text: text.replace("|", "\\|")  # noqa: E731
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{r.key}` | {cell(r.type)} | {cell(r.default)} | {cell(r.doc)} |" for r in rows]
+    return "\n".join(lines) + "\n"

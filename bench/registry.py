@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+import importlib
+import pkgutil
+from typing import Generic, Iterable, Iterator, TypeVar
 
 from bench.errors import UserError
 
 T = TypeVar("T")
 
 
-def unknown_name(kind: str, name: str, valid: list[str]) -> UserError:
-    close = difflib.get_close_matches(name, valid, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return UserError(f"unknown {kind} '{name}'{hint}; valid: {', '.join(valid)}")
+def unknown_name(kind: str, name: str, valid: list[str], where: str = "") -> UserError:
+    """``unknown <kind> '<name>'<where> (did you mean '<close>'?); valid: ...``, matching case-insensitively."""
+    by_lower = {v.lower(): v for v in valid}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    hint = f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
+    return UserError(f"unknown {kind} '{name}'{where}{hint}; valid: {', '.join(valid)}")
 
 
 class Registry(Generic[T]):
@@ -29,9 +33,6 @@ class Registry(Generic[T]):
         self._items[name] = item
         return item
 
-    def register(self, name: str) -> Callable[[T], T]:
-        return lambda item: self.add(name, item)
-
     def get(self, name: str) -> T:
         if name not in self._items:
             raise unknown_name(self.kind, name, self.names())
@@ -41,7 +42,44 @@ class Registry(Generic[T]):
         return sorted(self._items)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._items
+        return name in self.names()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+class PackageRegistry(Registry[type]):
+    """The subpackages of a package, each defining one subclass of ``base``, named after its folder.
+
+    Names come from the folder listing, so ``names()`` imports nothing; ``get`` imports the
+    subpackage on first use, checks that it exposes exactly one subclass of ``base`` and sets
+    that class's ``name`` to the folder name (the one place the name is written).
+
+    Args:
+        kind: what the entries are, for error messages ("method").
+        package: the package's import name. path: its ``__path__``.
+    """
+
+    def __init__(self, kind: str, package: str, path: Iterable[str], base: type):
+        super().__init__(kind)
+        self.package = package
+        self.base = base
+        self._names = sorted(m.name for m in pkgutil.iter_modules(list(path)) if m.ispkg and not m.name.startswith("_"))
+
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def get(self, name: str) -> type:
+        if name not in self._names:
+            raise unknown_name(self.kind, name, self._names)
+        if name not in self._items:
+            module = importlib.import_module(f"{self.package}.{name}")
+            found = {obj for obj in vars(module).values() if isinstance(obj, type) and issubclass(obj, self.base) and obj is not self.base}
+            if len(found) != 1:
+                listed = ", ".join(sorted(c.__name__ for c in found)) or "none"
+                raise TypeError(f"{module.__name__} must expose exactly one {self.base.__name__} subclass; it exposes {listed}")
+            (cls,) = found
+            cls.name = name
+            self._items[name] = cls
+        return self._items[name]
+

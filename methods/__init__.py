@@ -1,6 +1,9 @@
-"""The meta-learning methods. Importing this package registers each one in ``METHODS``."""
+"""The meta-learning methods: one package per method, named by its folder (``methods/csn/`` is
+``csn``), each exposing one ``Method`` subclass. Adding a folder adds a method."""
 
-from bench.method import METHODS, Method
-from methods import csn, maml, protonet  # noqa: F401  (registers)
+from bench.interface.method import Method
+from bench.registry import PackageRegistry
+
+METHODS = PackageRegistry("method", __name__, __path__, Method)
 
 __all__ = ["METHODS", "Method"]

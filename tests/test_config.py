@@ -2,11 +2,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
+from helpers import resolve
 
-import methods  # noqa: F401
 from bench.config import build, merge, parse_assignments
 from bench.errors import UserError
-from bench.runconfig import resolve
 
 
 @dataclass(frozen=True)

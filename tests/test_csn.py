@@ -3,11 +3,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import resolve
 from torch import nn
 
-from bench.episodes import Batch
-from bench.runconfig import resolve
-from bench.runner import make_method
+from bench.engine.setup import make_method
+from bench.interface.method import Batch
 from methods.csn import df_information, parse_csn_layers
 
 

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from bench.data import N_CHARACTERS, load_split
+from bench.data.classification import ClassificationSource
+from bench.data.omniglot import N_CHARACTERS, load_split, omniglot_split
 from bench.errors import DataError, UserError
-from bench.episodes import ClassificationSource, omniglot_split
 
 
 def characters(lines):
@@ -35,7 +35,7 @@ def test_rotations_are_their_own_classes(omniglot):
 
 
 def test_missing_data_is_a_clear_error(tmp_path):
-    from bench.data import load_omniglot
+    from bench.data.omniglot import load_omniglot
 
     with pytest.raises(DataError, match="Omniglot not found under"):
         load_omniglot(tmp_path, download=False)

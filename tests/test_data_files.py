@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from bench.data import load_omniglot, verify
+from bench.data.omniglot import load_omniglot, verify
 from bench.errors import DataError
 from cli import cli
 
@@ -32,7 +32,6 @@ def zip_root(tmp_path_factory, data_root):
     return make_zips(data_root, tmp_path_factory.mktemp("zips"))
 
 
-@pytest.mark.slow
 def test_official_zips_load_the_same_images(zip_root, omniglot):
     from_zips = load_omniglot(zip_root, download=False)
     assert from_zips.characters == omniglot.characters
@@ -40,7 +39,6 @@ def test_official_zips_load_the_same_images(zip_root, omniglot):
     assert verify(zip_root).ok
 
 
-@pytest.mark.slow
 def test_truncated_png_is_reported(tmp_path, data_root):
     root = make_zips(data_root, tmp_path / "bad", damage="png")
     with pytest.raises(DataError, match="corrupt image images_evaluation/"):
@@ -49,7 +47,6 @@ def test_truncated_png_is_reported(tmp_path, data_root):
     assert result.exit_code == 3 and "corrupt:" in result.output
 
 
-@pytest.mark.slow
 def test_truncated_zip_is_reported(tmp_path, zip_root):
     root = tmp_path / "cut"
     shutil.copytree(zip_root, root)
@@ -62,7 +59,7 @@ def test_truncated_zip_is_reported(tmp_path, zip_root):
 
 
 def test_split_file_with_wrong_checksum(tmp_path, data_root):
-    from bench.data import load_split
+    from bench.data.omniglot import load_split
 
     target = tmp_path / "omniglot" / "splits" / "vinyals"
     target.mkdir(parents=True)

@@ -2,8 +2,10 @@ import random
 
 import torch
 
-from bench.episodes import ClassificationSource, PyRandomStream, SinusoidSource, eval_episodes
-from bench.tasks import get_task
+from bench.data.classification import ClassificationSource
+from bench.data.episodes import PyRandomStream, eval_episodes
+from bench.data.sinusoid import SinusoidSource
+from bench.data.tasks import get_task
 
 
 def toy_source(classes=12, per_class=20):

@@ -2,11 +2,11 @@ import dataclasses
 
 import pytest
 import torch
+from helpers import resolve
 from torch import nn
 
-from bench.episodes import Batch
-from bench.runconfig import resolve
-from bench.runner import make_method
+from bench.engine.setup import make_method
+from bench.interface.method import Batch
 from methods.maml import MAML
 
 IMPLS = ("batched", "split", "looped", "reference")

@@ -2,14 +2,14 @@
 
 import pytest
 import torch
+from helpers import resolve
 
-import methods
-from bench.episodes import Batch
-from bench.runconfig import resolve
-from bench.runner import make_method
+from bench.engine.setup import make_method
+from bench.interface.method import Batch
+from methods import METHODS
 
 TASK_FOR_KIND = {"classification": "omniglot-5w1s", "regression": "sinusoid-5s"}
-CASES = [(name, kind) for name in methods.METHODS for kind in sorted(methods.METHODS.get(name).kinds)]
+CASES = [(name, kind) for name in METHODS for kind in sorted(METHODS.get(name).kinds)]
 
 
 def toy_batch(kind: str, tasks: int = 2) -> Batch:
@@ -60,13 +60,13 @@ def test_tasks_in_a_batch_do_not_interact(name, kind):
     assert torch.allclose(together, alone, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", list(methods.METHODS))
+@pytest.mark.parametrize("name", list(METHODS))
 def test_every_profile_builds_for_every_supported_task(name):
-    from bench.config import load_yaml
-    from bench.tasks import TASKS
+    from bench.data.tasks import TASKS
+    from bench.engine.runconfig import profiles
 
-    cls = methods.METHODS.get(name)
-    for profile in load_yaml(cls.profiles):
+    cls = METHODS.get(name)
+    for profile in profiles(cls):
         for task in TASKS:
             if TASKS.get(task).kind in cls.kinds:
                 make_method(resolve(name, task, profile), torch.device("cpu"))

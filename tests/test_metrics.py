@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from bench.metrics import accuracy, mean_ci95, mse
+from bench.engine.metrics import accuracy, mse
+from bench.stats import mean_ci95
 
 
 def test_mean_ci95_matches_hand_computation():

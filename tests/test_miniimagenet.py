@@ -6,15 +6,14 @@ import pickle
 
 import pytest
 import torch
+from helpers import invoke, resolve
 
-from cli_helpers import invoke
-from bench.episodes import PyRandomStream, build_sources, eval_episodes
+from bench.data.episodes import PyRandomStream, build_sources, eval_episodes
+from bench.data.miniimagenet import load_split
+from bench.data.synthetic import write_miniimagenet
+from bench.data.tasks import get_task
+from bench.engine.setup import make_method
 from bench.errors import DataError
-from bench.miniimagenet import load_split
-from bench.runconfig import resolve
-from bench.runner import make_method
-from bench.synthetic import write_miniimagenet
-from bench.tasks import get_task
 
 CLASSES = {"train": 6, "val": 5, "test": 5}
 PER_CLASS = 16  # a test episode needs 1 + 15 per class
@@ -153,9 +152,10 @@ def test_cli_run_on_fixture_data_records_the_memory_estimate(tmp_path):
     assert "memory estimate:" in result.output
     summary = json.loads(next((tmp_path / "out" / "runs").glob("*/summary.json")).read_text())
     memory = summary["memory"]
-    assert memory["activation_bytes_per_episode"] > 0 and memory["graph_factor"] == 1
-    expected = memory["optimizer_bytes"] + memory["activation_bytes_per_episode"] * memory["episodes_at_once"]
-    assert memory["training_bytes"] == expected
+    from test_memory import PARAMETERS, PER_IMAGE  # the hand count: 5 support and 5 x 2 query images
+
+    assert (memory["episodes_at_once"], memory["graph_factor"]) == (1, 1)
+    assert memory["training_bytes"] == 3 * 4 * PARAMETERS + 4 * 15 * PER_IMAGE
 
 
 def test_synth_command_writes_a_loadable_ravi_shaped_dataset_and_never_overwrites(tmp_path):

@@ -1,9 +1,9 @@
 import torch
+from helpers import resolve
 
-from bench.episodes import Batch
-from bench.runconfig import resolve
+from bench.engine.setup import make_method
+from bench.interface.method import Batch
 from methods.protonet import prototypes, squared_distances
-from bench.runner import make_method
 
 
 def test_prototypes_are_class_means():

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import invoke, the_run
+from helpers import fake_run, invoke, one_line_error, the_run
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = ["--method", "protonet", "--task", "omniglot-5w1s", "--profile", "smoke", "--seed", "3",
@@ -48,7 +48,6 @@ def wait_for_checkpoint(out: Path, proc: subprocess.Popen, timeout: float = 120)
     raise AssertionError("no checkpoint appeared")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killed_run_resumes_to_identical_episode_results(sig, reference, tmp_path, data_root):
     proc = start_run(tmp_path, data_root)
@@ -72,7 +71,6 @@ def test_killed_run_resumes_to_identical_episode_results(sig, reference, tmp_pat
     assert [r["iteration"] for r in train] == list(range(1, 301))
 
 
-@pytest.mark.slow
 def test_same_seed_gives_identical_files_apart_from_timings(reference, tmp_path, data_root):
     result = invoke("run", *SETTINGS, "--data-root", data_root, "--out", tmp_path)
     assert result.exit_code == 0, result.output
@@ -86,19 +84,24 @@ def test_same_seed_gives_identical_files_apart_from_timings(reference, tmp_path,
     assert (run_dir / "config.json").read_text() == (reference / "config.json").read_text()
 
 
-def test_resume_errors(tmp_path, reference):
-    result = invoke("run", "--resume", reference)
-    assert result.exit_code == 2 and "already finished" in result.output
-    result = invoke("run", "--resume", tmp_path)
-    assert result.exit_code == 2 and "not a run folder" in result.output
-    result = invoke("run", "--resume", reference, "--method", "maml")
-    assert result.exit_code == 2 and "its own config" in result.output
+def test_resume_errors(tmp_path):
+    """Refused before any data is read: no data root is given."""
+    finished = fake_run(tmp_path / "a", "protonet", 0, [1.0]).path
+    one_line_error(invoke("run", "--resume", finished), 2, "already finished")
+    one_line_error(invoke("run", "--resume", tmp_path), 2, "not a run folder")
+    one_line_error(invoke("run", "--resume", finished, "--method", "maml"), 2, "its own config")
+    interrupted = fake_run(tmp_path / "b", "protonet", 0, [1.0], complete=False)
+    one_line_error(invoke("run", "--resume", interrupted.path), 2, "has no state.pt to resume from")
+    interrupted.save_state({"trainer": {}}, "maml")
+    one_line_error(invoke("run", "--resume", interrupted.path), 2, "not written for method 'protonet'")
+    (interrupted.path / "state.pt").write_bytes(b"not a checkpoint")
+    one_line_error(invoke("run", "--resume", interrupted.path), 2, "cannot resume from")
 
 
 APPENDER = """
 import sys
 from pathlib import Path
-from bench.store import append_jsonl
+from bench.files import append_jsonl
 for i in range(200):
     append_jsonl(Path(sys.argv[1]), {"writer": int(sys.argv[2]), "i": i, "pad": "x" * 2000})
 """
@@ -116,7 +119,6 @@ def snapshot(folder: Path) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-@pytest.mark.slow
 def test_bad_inputs_leave_existing_results_byte_identical(reference, tmp_path, data_root):
     out = reference.parent.parent
     before = snapshot(out)
@@ -134,7 +136,6 @@ def test_bad_inputs_leave_existing_results_byte_identical(reference, tmp_path, d
     assert snapshot(out) == before
 
 
-@pytest.mark.slow
 def test_nan_loss_stops_with_the_iteration_and_keeps_checkpoints(tmp_path, data_root):
     result = invoke("run", "--method", "maml", "--task", "sinusoid-5s", "--profile", "smoke",
                     "--set", "method.inner_lr=1e30", "--set", "train.iterations=5", "--set", "train.val_every=1",
@@ -146,19 +147,27 @@ def test_nan_loss_stops_with_the_iteration_and_keeps_checkpoints(tmp_path, data_
     assert not (run_dir / "summary.json").exists()
 
 
-def test_unwritable_output_folder(tmp_path, data_root):
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    result = invoke("run", "--method", "protonet", "--task", "omniglot-5w1s", "--profile", "smoke",
-                    "--data-root", data_root, "--out", blocker / "results")
-    assert result.exit_code == 2 and "cannot create the run folder" in result.output
+RECORDER = """
+import subprocess, sys, torch
+from bench.engine import provenance
+subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "committed while a sweep runs"], check=True)
+print(provenance.environment(torch.device("cpu"))["git_commit"], provenance._git("rev-parse", "HEAD"))
+"""
 
 
-def test_runs_record_the_code_state_of_their_process_not_of_the_checkout_now(monkeypatch):
-    import torch
+def test_runs_record_the_code_state_of_their_process_not_of_the_checkout_now(tmp_path):
+    """A commit made after the harness was loaded (during a sweep) is not what its runs record."""
+    import shutil
 
-    from bench import env
-
-    loaded = dict(env.CODE_STATE)
-    monkeypatch.setattr(env, "_git", lambda *args: "edited-since")  # a commit made while a sweep runs
-    assert {k: env.environment(torch.device("cpu"))[k] for k in loaded} == loaded
+    shutil.copytree(REPO / "bench", tmp_path / "bench", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "PYTHONPATH": str(tmp_path)}
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "bench"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "loaded"], cwd=tmp_path, check=True, env=env)
+    loaded = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    out = subprocess.run([sys.executable, "-c", RECORDER], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    recorded, now = out.stdout.split()
+    assert now != loaded  # the checkout moved on...
+    assert recorded == loaded  # ...and the record names the code the process loaded

@@ -19,16 +19,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.backbones import ResidualBlock
-from bench.episodes import Batch
 from bench.errors import UserError
-from bench.method import METHODS, Method, mask_logits, task_loss
+from bench.interface.backbones import ResidualBlock
+from bench.interface.method import Batch, Method, mask_logits, task_loss
 
 
 @dataclass(frozen=True)
 class CSNConfig:
     architecture: Literal["auto", "adaffn", "seed", "paper", "conv4", "adaresnet"] = "auto"
-    """``auto``: adaffn for regression, seed for images. See ``ARCHITECTURES``."""
+    """Base, key and value networks: ``adaffn`` (sinusoid), ``seed`` (the TensorFlow reimplementation's adaCNN),
+    ``paper`` (the paper's adaCNN), ``conv4`` (the Conv-4 of ProtoNet and MAML), ``adaresnet`` (ResNet-12 blocks);
+    ``auto``: adaffn for regression, seed for images."""
     conditioning: Literal["df", "grad"] = "df"
     """``df``: direct feedback sigma'(a) * dL/do (the paper's main variant); ``grad``: dL/da by autograd."""
     detach_conditioning: bool = False
@@ -36,6 +37,7 @@ class CSNConfig:
     shift: Literal["post_act", "pre", "post"] = "post_act"
     """``post_act``: sigma(a) + sigma(beta) (paper Eq. 1); ``pre``: sigma(a + beta) (seed); ``post``: sigma(a) + beta."""
     attention: Literal["cosine", "dot"] = "cosine"
+    """Similarity of a query key to the support keys: ``cosine`` (paper) or ``dot`` (seed)."""
     learned_temperature: bool = True
     """With cosine attention: multiply similarities by a learned scalar (initialised to 10)."""
     granularity: Literal["position", "channel"] = "position"
@@ -199,11 +201,9 @@ def parse_csn_layers(text: str, hidden: int) -> tuple[list[int], bool]:
     return sorted(set(layers)), out
 
 
-@METHODS.register("csn")
 class CSN(Method):
     """Conditionally shifted neurons: a task memory of per-neuron shifts read by attention."""
 
-    name = "csn"
     kinds = frozenset({"classification", "regression"})
     Config = CSNConfig
     profiles = Path(__file__).with_name("profiles.yaml")

@@ -27,10 +27,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from bench.backbones import build_backbone, composite_batch_norm
-from bench.episodes import Batch
 from bench.errors import UserError
-from bench.method import METHODS, Method, mask_logits, task_loss
+from bench.interface.backbones import build_backbone, composite_batch_norm
+from bench.interface.method import Batch, Method, mask_logits, task_loss
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,7 @@ class MAMLConfig:
     backbone: str = "auto"
     """``auto``: conv4-64-stride (Omniglot), conv4-32-max (mini-ImageNet), mlp-40-40 (sinusoid)."""
     inner_lr: float = 0.4
+    """Step size of the inner gradient steps."""
     inner_steps: int = 1
     """Inner gradient steps during meta-training."""
     eval_inner_steps: int = 3
@@ -47,16 +47,15 @@ class MAMLConfig:
     batch_norm: Literal["transductive", "running"] = "transductive"
     """``transductive``: batch statistics at train and test (the MAML paper); ``running``: running statistics at test."""
     impl: Literal["auto", "batched", "split", "looped", "reference"] = "auto"
+    """Implementation (same results): see the module docstring; ``auto`` times ``batched`` and ``split`` on the first batch."""
 
 
 AUTO_BACKBONE = {"omniglot": "conv4-64-stride", "miniimagenet": "conv4-32-max", "sinusoid": "mlp-40-40"}
 
 
-@METHODS.register("maml")
 class MAML(Method):
     """Learns an initialisation that a few gradient steps on the support set adapt to each task."""
 
-    name = "maml"
     kinds = frozenset({"classification", "regression"})
     Config = MAMLConfig
     profiles = Path(__file__).with_name("profiles.yaml")

@@ -8,9 +8,8 @@ from typing import Literal
 
 import torch
 
-from bench.backbones import build_backbone
-from bench.episodes import Batch
-from bench.method import METHODS, Method
+from bench.interface.backbones import build_backbone
+from bench.interface.method import Batch, Method
 
 
 @dataclass(frozen=True)
@@ -18,6 +17,7 @@ class ProtoNetConfig:
     backbone: str = "conv4-64-max"
     """Embedding network (``cli.py list`` shows the backbones)."""
     batch_norm: Literal["running", "transductive"] = "running"
+    """``running``: running statistics at test; ``transductive``: the statistics of each forward pass (every episode evaluated together)."""
 
 
 def prototypes(z: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
@@ -37,11 +37,9 @@ def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.unsqueeze(2) - b.unsqueeze(1)).pow(2).sum(-1)
 
 
-@METHODS.register("protonet")
 class ProtoNet(Method):
     """Embeds support and queries, classifies queries by the nearest class mean."""
 
-    name = "protonet"
     kinds = frozenset({"classification"})
     Config = ProtoNetConfig
     profiles = Path(__file__).with_name("profiles.yaml")

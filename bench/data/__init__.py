@@ -1,0 +1,1 @@
+"""Data and episodes: task specs, datasets on disk, episode sources."""

@@ -1,0 +1,108 @@
+"""Few-shot classification episodes over images held as uint8 tensors, drawn with learn2learn."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import torch
+
+from bench.data.episodes import Episode, PyRandomStream, fingerprint
+from bench.errors import UserError
+from bench.interface.method import Batch
+
+with contextlib.redirect_stderr(io.StringIO()):  # gym, imported by learn2learn, prints a notice
+    import learn2learn as l2l
+
+
+class ClassificationSource:
+    """Few-shot classification episodes over a split held as uint8 images in memory.
+
+    learn2learn's ``NWays`` and ``KShots`` transforms choose classes and samples on a
+    ``TaskDataset``; images are then gathered with one tensor index instead of
+    ``LoadData``, which would copy every sample through Python.
+
+    Args:
+        images: uint8 [C, P, H, W] or [C, P, H, W, 3]: P samples for each of C classes.
+        class_names: C names, recorded with every episode.
+    """
+
+    def __init__(self, images: torch.Tensor, class_names: list[str]):
+        self.images = images
+        self.class_names = list(class_names)
+        self.per_class = images.shape[1]
+        self.flat = images.reshape(-1, *images.shape[2:])
+        labels_to_indices = {
+            c: list(range(c * self.per_class, (c + 1) * self.per_class)) for c in range(len(class_names))
+        }
+        self.meta = l2l.data.MetaDataset(_IndexDataset(len(self.flat)), labels_to_indices=labels_to_indices)
+        self._tasksets: dict[tuple[int, int], object] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def check(self, ways: int, shots: int, queries: int, what: str) -> None:
+        if ways < 1 or shots < 1 or queries < 1:
+            raise UserError(f"{what}: ways, shots and queries must be at least 1 (got {ways}, {shots}, {queries})")
+        if ways > self.num_classes:
+            raise UserError(f"{what}: {ways} ways but the split has only {self.num_classes} classes")
+        if shots + queries > self.per_class:
+            raise UserError(
+                f"{what}: {shots} shots + {queries} queries per class but each class has "
+                f"only {self.per_class} samples"
+            )
+
+    def _taskset(self, ways: int, per_class: int):
+        key = (ways, per_class)
+        if key not in self._tasksets:
+            transforms = [
+                l2l.data.transforms.NWays(self.meta, ways),
+                l2l.data.transforms.KShots(self.meta, per_class),
+            ]
+            self._tasksets[key] = l2l.data.TaskDataset(self.meta, task_transforms=transforms)
+        return self._tasksets[key]
+
+    def sample(self, ways: int, shots: int, queries: int, stream: PyRandomStream) -> Episode:
+        with stream.active():
+            description = self._taskset(ways, shots + queries).sample_task_description()
+        by_class: dict[int, list[int]] = {}
+        for dd in description:
+            by_class.setdefault(dd.index // self.per_class, []).append(dd.index)
+        classes = list(by_class)  # NWays' random order: it assigns the labels 0..ways-1
+        indices = tuple(tuple(by_class[c]) for c in classes)
+        names = tuple(self.class_names[c] for c in classes)
+        return Episode(fingerprint(names, indices), names, indices)
+
+    def collate(self, episodes: list[Episode], ways: int, shots: int) -> Batch:
+        index = torch.tensor([e.payload for e in episodes])  # [T, ways, shots + queries]
+        x = self.flat[index]  # uint8 [T, ways, per, H, W(, 3)]
+        if x.dim() == 6:
+            x = x.permute(0, 1, 2, 5, 3, 4)
+        else:
+            x = x.unsqueeze(3)
+        t, _, per = index.shape
+        queries = per - shots
+        labels = torch.arange(ways).view(1, ways, 1)
+        sx = x[:, :, :shots].reshape(t, ways * shots, *x.shape[3:])
+        qx = x[:, :, shots:].reshape(t, ways * queries, *x.shape[3:])
+        return Batch(
+            support_x=sx,
+            support_y=labels.expand(t, ways, shots).reshape(t, -1),
+            query_x=qx,
+            query_y=labels.expand(t, ways, queries).reshape(t, -1),
+            ways=ways,
+        )
+
+
+class _IndexDataset(torch.utils.data.Dataset):
+    """Stands in for the images inside learn2learn: only indices are sampled there."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i

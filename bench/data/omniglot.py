@@ -1,0 +1,273 @@
+"""Omniglot on disk: locating, downloading, verifying and preprocessing into a cached tensor.
+
+The data root holds ``omniglot/images_background/`` and ``omniglot/images_evaluation/``
+(the official layout) or the two official zips, plus ``omniglot/splits/vinyals/*.txt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.data.classification import ClassificationSource
+from bench.data.storage import cache_dir, read_cache, write_cache
+from bench.errors import DataError, UserError
+from bench.files import atomic_write_bytes
+
+SETS = ("images_background", "images_evaluation")
+N_CHARACTERS = 1623
+N_DRAWERS = 20
+PREPROCESS_VERSION = 1
+
+OMNIGLOT_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/{name}.zip"
+SPLITS_URL = (
+    "https://raw.githubusercontent.com/jakesnell/prototypical-networks/"
+    "c9bb4d258267c11cb6e23f0a19242d24ca98ad8a/data/omniglot/splits/vinyals/{split}.txt"
+)
+# sha256 of the sha256sum-style manifest of all 32,460 PNGs (paths relative to omniglot/,
+# sorted bytewise): one digest checks every image, whichever form it arrived in.
+OMNIGLOT_MANIFEST_SHA256 = "8745d3284205c70953ebeacd9061b7dfdadc5961afab7b71a1553c9aa5bcb1af"
+SPLIT_SHA256 = {
+    "train": "984522c194c30fb678ce53304a160a42faf5403ad4f9a67010f32dd3a35738e0",
+    "val": "11f99e54faee3e26f53d3231c1cceac5bf7b8730e9be31cb6dab256551dc0c1a",
+    "trainval": "5276ae50c755596d0bff7f2284e85625695549a85ee6e36b6491ad1e5d1cc26a",
+    "test": "845264cc5c156180828ccf17915668b17ee21424d0170df6e7d81676aa5d1204",
+}
+
+
+@dataclass(frozen=True)
+class Omniglot:
+    """All 1623 characters, preprocessed.
+
+    Attributes:
+        images: uint8 [1623, 20, S, S], strokes high (255), background 0.
+        characters: ``"Alphabet/characterNN"`` for each row of ``images``.
+    """
+
+    images: torch.Tensor
+    characters: tuple[str, ...]
+
+
+class _Source:
+    """The PNGs of both sets, from folders or from the official zips."""
+
+    def __init__(self, root: Path):
+        self.root = root / "omniglot"
+        self.kind = {}
+        for name in SETS:
+            if (self.root / name).is_dir():
+                self.kind[name] = "dir"
+            elif (self.root / f"{name}.zip").is_file():
+                self.kind[name] = "zip"
+
+    @property
+    def complete(self) -> bool:
+        return len(self.kind) == len(SETS)
+
+    def files(self) -> list[tuple[str, bytes]]:
+        """(path relative to omniglot/, bytes) for every PNG, sorted bytewise by path."""
+        out = []
+        for name in SETS:
+            if self.kind[name] == "dir":
+                base = self.root / name
+                for path in base.glob("*/*/*.png"):
+                    out.append((path.relative_to(self.root).as_posix(), path.read_bytes()))
+            else:
+                try:
+                    with zipfile.ZipFile(self.root / f"{name}.zip") as zf:
+                        for info in zf.infolist():
+                            if info.filename.endswith(".png") and "__MACOSX" not in info.filename:
+                                out.append((info.filename, zf.read(info)))
+                except (zipfile.BadZipFile, OSError) as exc:
+                    raise DataError(f"cannot read {self.root / f'{name}.zip'}: {exc}") from None
+        out.sort(key=lambda item: item[0].encode())
+        return out
+
+
+def manifest(files: list[tuple[str, bytes]]) -> str:
+    """The ``sha256sum``-format manifest of ``files``."""
+    return "".join(f"{hashlib.sha256(data).hexdigest()}  {path}\n" for path, data in files)
+
+
+def _missing_message(root: Path) -> str:
+    return (
+        f"Omniglot not found under {root / 'omniglot'}: put images_background/ and "
+        f"images_evaluation/ (or images_background.zip and images_evaluation.zip from "
+        f"github.com/brendenlake/omniglot) there, or pass --data-root / set CSN_BENCH_DATA"
+    )
+
+
+def _download(url: str) -> bytes:
+    import requests
+
+    try:
+        response = requests.get(url, timeout=60)
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        raise DataError(f"download of {url} failed ({type(exc).__name__})") from None
+    return response.content
+
+
+def ensure_omniglot(root: Path, download: bool = True) -> _Source:
+    source = _Source(root)
+    if source.complete:
+        return source
+    if not download:
+        raise DataError(_missing_message(root))
+    try:
+        for name in SETS:
+            if name not in source.kind:
+                data = _download(OMNIGLOT_URL.format(name=name))
+                atomic_write_bytes(source.root / f"{name}.zip", data)
+    except DataError as exc:
+        raise DataError(f"{_missing_message(root)} ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"cannot write Omniglot to {source.root}: {exc.strerror}") from None
+    source = _Source(root)
+    if hashlib.sha256(manifest(source.files()).encode()).hexdigest() != OMNIGLOT_MANIFEST_SHA256:
+        raise DataError(f"downloaded Omniglot under {source.root} does not match its checksum")
+    return source
+
+
+def _decode(path: str, data: bytes, size: int) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img = img.convert("L").resize((size, size), Image.LANCZOS)
+    except Exception as exc:  # PIL raises many types for a broken file
+        raise DataError(f"corrupt image {path}: {exc}") from None
+    return 255 - np.asarray(img, dtype=np.uint8)
+
+
+def load_omniglot(root: Path, size: int = 28, download: bool = True) -> Omniglot:
+    """Loads all characters resized to ``size`` (LANCZOS, strokes = 1), cached by content hash."""
+    source = ensure_omniglot(root, download)
+    files = source.files()
+    characters = sorted({path.split("/", 1)[1].rsplit("/", 1)[0] for path, _ in files})
+    if len(files) != N_CHARACTERS * N_DRAWERS or len(characters) != N_CHARACTERS:
+        raise DataError(
+            f"Omniglot under {source.root} is incomplete: {len(files)} images of "
+            f"{len(characters)} characters, expected {N_CHARACTERS * N_DRAWERS} of {N_CHARACTERS}"
+        )
+    digest = hashlib.sha256()
+    for path, data in files:
+        digest.update(path.encode() + b"\0" + hashlib.sha256(data).digest())
+    cache = cache_dir() / f"omniglot-{size}px-v{PREPROCESS_VERSION}-{digest.hexdigest()[:20]}.pt"
+    blob = read_cache(cache)
+    if blob is not None and {"images", "characters"} <= set(blob):
+        return Omniglot(blob["images"], tuple(blob["characters"]))
+    index = {name: i for i, name in enumerate(characters)}
+    images = np.zeros((N_CHARACTERS, N_DRAWERS, size, size), dtype=np.uint8)
+    for path, data in files:
+        character = path.split("/", 1)[1].rsplit("/", 1)[0]
+        drawer = int(Path(path).stem.rsplit("_", 1)[1]) - 1
+        if not 0 <= drawer < N_DRAWERS:
+            raise DataError(f"unexpected Omniglot file name {path}")
+        images[index[character], drawer] = _decode(path, data, size)
+    result = Omniglot(torch.from_numpy(images), tuple(characters))
+    write_cache(cache, {"images": result.images, "characters": list(characters)})
+    return result
+
+
+def load_split(root: Path, split: str, download: bool = True) -> list[str]:
+    """The Vinyals split's class names (``Alphabet/characterNN/rotDDD``)."""
+    path = root / "omniglot" / "splits" / "vinyals" / f"{split}.txt"
+    if not path.is_file():
+        if not download:
+            raise DataError(f"Vinyals split file missing: {path}")
+        try:
+            atomic_write_bytes(path, _download(SPLITS_URL.format(split=split)))
+        except DataError as exc:
+            raise DataError(f"Vinyals split file missing: {path} ({exc})") from None
+        except OSError as exc:
+            raise DataError(f"cannot write {path}: {exc.strerror}") from None
+    text = path.read_text()
+    expected = SPLIT_SHA256.get(split)
+    if expected and hashlib.sha256(text.encode()).hexdigest() != expected:
+        raise DataError(f"split file {path} does not match its checksum")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@dataclass
+class Verification:
+    checked: int
+    missing: list[str]
+    corrupt: list[str]
+    notes: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.corrupt)
+
+
+def verify(root: Path) -> Verification:
+    """Checks the Omniglot images and the Vinyals split files against their checksums.
+
+    Per file when the data root has the official ``MANIFEST.sha256``; otherwise the manifest
+    of what is there is compared with the known digest of the whole set.
+    """
+    base = root / "omniglot"
+    missing, corrupt, notes = [], [], []
+    source = _Source(root)
+    if not source.kind:
+        return Verification(0, [str(base / name) for name in SETS], [], [_missing_message(root)])
+    missing += [str(base / name) for name in SETS if name not in source.kind]
+    files = dict(source.files()) if source.complete else {}
+    listed = base / "MANIFEST.sha256"
+    if files and listed.is_file():
+        expected = {}
+        for line in listed.read_text().splitlines():
+            digest, _, path = line.partition("  ")
+            expected[path] = digest
+        for path, digest in expected.items():
+            if path not in files:
+                missing.append(path)
+            elif hashlib.sha256(files[path]).hexdigest() != digest:
+                corrupt.append(path)
+        extra = sorted(set(files) - set(expected))
+        if extra:
+            notes.append(f"{len(extra)} files not in MANIFEST.sha256, e.g. {extra[0]}")
+    elif files:
+        if hashlib.sha256(manifest(sorted(files.items())).encode()).hexdigest() != OMNIGLOT_MANIFEST_SHA256:
+            corrupt.append(f"{base} (the set of images differs from the official one)")
+    for split, digest in SPLIT_SHA256.items():
+        path = base / "splits" / "vinyals" / f"{split}.txt"
+        if not path.is_file():
+            missing.append(str(path))
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            corrupt.append(str(path))
+    return Verification(len(files), missing, corrupt, notes)
+
+
+def omniglot_split(omniglot, class_lines: list[str]) -> ClassificationSource:
+    """One Vinyals split: each ``Alphabet/characterNN/rotDDD`` line is its own class."""
+    index = {name: i for i, name in enumerate(omniglot.characters)}
+    chars, rots = [], []
+    for line in class_lines:
+        character, rot = line.rsplit("/", 1)
+        if character not in index or rot not in ("rot000", "rot090", "rot180", "rot270"):
+            raise UserError(f"split names an unknown class '{line}'")
+        chars.append(index[character])
+        rots.append(int(rot[3:]) // 90)
+    base = omniglot.images[torch.tensor(chars)]  # [C, 20, H, W]
+    rots_t = torch.tensor(rots)
+    images = torch.empty_like(base)
+    for k in range(4):
+        sel = rots_t == k
+        images[sel] = torch.rot90(base[sel], k, dims=(-2, -1))
+    return ClassificationSource(images, class_lines)
+
+
+SPLITS = ("train", "val", "test")
+
+
+def vinyals_sources(root: Path, size: int) -> dict[str, ClassificationSource]:
+    """The train/val/test sources of the Vinyals split; each sees only its own classes."""
+    omniglot = load_omniglot(root, size)
+    return {split: omniglot_split(omniglot, load_split(root, split)) for split in SPLITS}

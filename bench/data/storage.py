@@ -1,0 +1,44 @@
+"""Where data lives: the data root, and the cache of preprocessed datasets."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from bench.files import atomic_write_bytes
+
+
+def resolve_root(data_root: str | os.PathLike | None) -> Path:
+    """``--data-root``, else ``$CSN_BENCH_DATA``, else ``./data``."""
+    return Path(data_root or os.environ.get("CSN_BENCH_DATA") or "data").expanduser()
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("CSN_BENCH_CACHE") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    ) / "csn-bench"
+    return Path(base)
+
+
+def read_cache(path: Path) -> dict | None:
+    """A preprocessed dataset saved by ``write_cache``; None when absent or damaged (then it
+    is rebuilt, never trusted)."""
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, weights_only=True)
+    except Exception:  # torch.load raises many types for a damaged file
+        return None
+    return blob if isinstance(blob, dict) else None
+
+
+def write_cache(path: Path, blob: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(blob, buffer)
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError:
+        pass  # an unwritable cache only costs time

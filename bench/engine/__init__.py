@@ -1,0 +1,1 @@
+"""The engine: run configs, set-up, training, evaluation, timing and sweeps."""

@@ -1,0 +1,51 @@
+"""What a result was produced with: code version, library versions, hardware."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from bench.engine.allocator import MALLOC_STATE
+from bench.engine.device import device_name
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _code_state() -> dict:
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None}
+
+
+# Read once, when the harness is imported: a long sweep runs the code it loaded, whatever is
+# committed or edited while it runs.
+CODE_STATE = _code_state()
+
+
+def environment(device: torch.device) -> dict:
+    import learn2learn
+
+    return {
+        **CODE_STATE,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "learn2learn": learn2learn.__version__,
+        "platform": platform.platform(),
+        "device": device_name(device),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "malloc_keeps_freed_memory": MALLOC_STATE["keeps_freed_memory"],
+    }

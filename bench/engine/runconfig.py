@@ -1,0 +1,191 @@
+"""The resolved configuration of one run: defaults < profile < config file < ``--set``."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from bench.config import build, load_yaml, merge, to_dict
+from bench.data.tasks import get_task
+from bench.errors import UserError
+from bench.interface.method import Method
+from bench.interface.task import TaskSpec
+from bench.registry import unknown_name
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    iterations: int = 1000
+    """Meta-training iterations (optimizer steps)."""
+    meta_batch: int = 1
+    """Episodes per meta-training iteration."""
+    lr: float = 1e-3
+    """Adam learning rate (the meta learning rate for MAML)."""
+    lr_decay_every: int = 0
+    """Multiply the learning rate by ``lr_decay`` every this many iterations (0: never)."""
+    lr_decay: float = 0.5
+    """Factor of each learning-rate decay."""
+    grad_clip: float = 0.0
+    """Clip the gradient norm to this value (0: no clipping)."""
+    ways: int = 0
+    """Training ways; 0 means the task's."""
+    shots: int = 0
+    """Training shots; 0 means the task's."""
+    queries: int = 0
+    """Training queries (per class, or per task for regression); 0 means the task's."""
+    chunk_tasks: int = 0
+    """Adapt the meta-batch this many tasks at a time to bound memory (0: all at once)."""
+    val_every: int = 500
+    """Validate every this many iterations (and after the last); the best validation checkpoint is tested."""
+    val_episodes: int = 0
+    """Validation episodes; 0 means the task's."""
+    log_every: int = 10
+    """Average the progress bar's loss and metric over this many iterations."""
+    checkpoint_every: int = 100
+    """Write the resumable state every this many iterations (also at every validation; 0: only then)."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    episodes: int = 0
+    """Test episodes; 0 means the task's."""
+    batch: int = 25
+    """Episodes evaluated together."""
+    seed: int = 0
+    """Episode seed of the validation and test episodes (shared by every method and run)."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    seed: int = 0
+    """Run seed: training episodes and initialisation."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto``: CUDA when available."""
+    deterministic: bool = False
+    """Use ``torch.use_deterministic_algorithms`` (recorded)."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A run's resolved config. ``method`` is the registered name of ``method_class``."""
+
+    method: str
+    method_class: type[Method]
+    task: str
+    profile: str
+    settings: RunSettings
+    method_config: Any
+
+    @property
+    def task_spec(self) -> TaskSpec:
+        return get_task(self.task)
+
+    def train_shape(self) -> tuple[int, int, int]:
+        """(ways, shots, queries) of training episodes."""
+        t, task = self.settings.train, self.task_spec
+        return (t.ways or task.ways, t.shots or task.shots, t.queries or task.queries)
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "task": self.task,
+            "profile": self.profile,
+            **to_dict(self.settings),
+            "method_settings": to_dict(self.method_config),
+        }
+
+
+def profiles(method: type[Method]) -> list[str]:
+    """The profile names in the method's ``profiles.yaml``, in file order."""
+    return list(load_yaml(method.profiles))
+
+
+def profile_values(method: type[Method], profile: str, task: TaskSpec) -> dict:
+    """The profile's ``default`` section merged with every matching task-pattern section."""
+    if profile not in profiles(method):
+        raise unknown_name("profile", profile, profiles(method), f" of method '{method.name}'")
+    values: dict = {}
+    for pattern, section in load_yaml(method.profiles)[profile].items():
+        if pattern == "default" or fnmatch.fnmatch(task.name, pattern):
+            values = merge(values, section or {})
+    return values
+
+
+def resolve(
+    method_cls: type[Method],
+    task: str,
+    profile: str = "quick",
+    config_file: str | None = None,
+    overrides: dict | None = None,
+) -> RunConfig:
+    """Builds a run's config, checking names, keys, types and the episode shapes.
+
+    Args:
+        method_cls: a class from the method registry (its ``name`` set there).
+    """
+    method = method_cls.name
+    spec = get_task(task)
+    if spec.kind not in method_cls.kinds:
+        raise UserError(
+            f"method '{method}' does not support {spec.kind} tasks like '{task}' "
+            f"(it supports: {', '.join(sorted(method_cls.kinds))})"
+        )
+    values = profile_values(method_cls, profile, spec)
+    if config_file:
+        values = merge(values, load_yaml(config_file))
+    values = merge(values, overrides or {})
+    method_values = values.pop("method", {})
+    for fixed in ("task", "profile", "method_settings"):
+        if fixed in values:
+            raise UserError(f"config key '{fixed}' cannot be set here; use the command line option")
+    config = RunConfig(
+        method=method,
+        method_class=method_cls,
+        task=task,
+        profile=profile,
+        settings=build(RunSettings, values),
+        method_config=build(method_cls.Config, method_values, "method"),
+    )
+    _check_numbers(config)
+    return config
+
+
+def _check_numbers(config: RunConfig) -> None:
+    t, e = config.settings.train, config.settings.eval
+    positive = {
+        "train.iterations": t.iterations, "train.meta_batch": t.meta_batch,
+        "train.val_every": t.val_every, "train.log_every": t.log_every, "eval.batch": e.batch,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise UserError(f"config key '{key}' must be at least 1, got {value}")
+    non_negative = {
+        "train.ways": t.ways, "train.shots": t.shots, "train.queries": t.queries,
+        "train.chunk_tasks": t.chunk_tasks, "train.val_episodes": t.val_episodes,
+        "train.lr_decay_every": t.lr_decay_every, "eval.episodes": e.episodes,
+        "train.checkpoint_every": t.checkpoint_every,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise UserError(f"config key '{key}' must be 0 or more, got {value}")
+    if t.lr <= 0:
+        raise UserError(f"config key 'train.lr' must be positive, got {t.lr}")
+
+
+def from_record(record: dict, method_class: Callable[[str], type[Method]], where: str) -> RunConfig:
+    """A config written by ``RunConfig.to_dict`` (a run folder's), checked as if given anew.
+
+    Args:
+        method_class: looks a method name up in the registry.
+        where: what the record came from, for the error message.
+    """
+    try:
+        settings = {k: record[k] for k in ("seed", "device", "deterministic", "train", "eval")}
+        settings["method"] = record["method_settings"]
+        method, task, profile = record["method"], record["task"], record["profile"]
+    except (KeyError, TypeError):
+        raise UserError(f"{where} does not hold a run config") from None
+    return resolve(method_class(method), task, profile, None, settings)

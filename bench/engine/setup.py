@@ -1,0 +1,69 @@
+"""Setting a run up: the device, the method and the data, the same for ``run``, ``bench``,
+``eval`` and ``plot-shifts``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench.data.episodes import EpisodeSource, build_sources, derive_seed
+from bench.engine.device import pick_device
+from bench.engine.runconfig import RunConfig
+from bench.errors import UserError
+from bench.interface.method import Method
+from bench.interface.task import TaskSpec
+from bench.results.runfolder import RunFolder
+
+
+@dataclass
+class Setup:
+    """What a run works with. ``task`` is the task tested (the trained one unless ``eval`` chose another)."""
+
+    config: RunConfig
+    task: TaskSpec
+    device: torch.device
+    method: Method
+    sources: dict[str, EpisodeSource]
+
+
+def make_method(config: RunConfig, device: torch.device) -> Method:
+    """The method of ``config``, initialised from the run seed."""
+    torch.manual_seed(derive_seed("init", config.settings.seed))
+    ways = config.train_shape()[0] if config.task_spec.kind == "classification" else 0
+    return config.method_class(config.method_config, config.task_spec, ways).to(device)
+
+
+def set_up(config: RunConfig, data_root: Path, device: str | None = None, test_task: TaskSpec | None = None) -> Setup:
+    """Picks the device, builds the method, then loads the data and checks the episode shapes.
+
+    Args:
+        device: overrides the config's device (``eval --device``).
+        test_task: test on this task instead of the trained one: same data and kind, at most
+            the trained ways. Only its test split is checked (nothing is trained).
+    """
+    trained = config.task_spec
+    task = test_task or trained
+    if (task.dataset, task.kind, task.image_size) != (trained.dataset, trained.kind, trained.image_size):
+        raise UserError(f"task '{task.name}' is not compatible with '{trained.name}' (different data or kind)")
+    dev = pick_device(device or config.settings.device)
+    torch.use_deterministic_algorithms(config.settings.deterministic, warn_only=True)
+    method = make_method(config, dev)
+    if method.max_ways is not None and task.ways > method.max_ways:
+        raise UserError(f"the model was trained on {method.max_ways}-way tasks; '{task.name}' has {task.ways} ways")
+    sources = build_sources(task, data_root)
+    if test_task is None:
+        sources["train"].check(*config.train_shape(), f"training episodes of {task.name}")
+        sources["val"].check(task.ways, task.shots, task.queries, f"val episodes of {task.name}")
+    sources["test"].check(task.ways, task.shots, task.queries, f"test episodes of {task.name}")
+    return Setup(config, task, dev, method, sources)
+
+
+def load_weights(method: Method, checkpoint: dict, folder: RunFolder) -> int:
+    """Loads a checkpoint read by ``RunFolder.load_best`` into ``method``; returns its iteration."""
+    try:
+        method.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, RuntimeError) as exc:
+        raise UserError(f"cannot load checkpoint of {folder.path}: {str(exc).splitlines()[0][:200]}") from None
+    return int(checkpoint["iteration"])

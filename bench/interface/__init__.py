@@ -1,0 +1,1 @@
+"""What a method implements and builds on: ``Method``, ``Batch``, ``TaskSpec`` and the shared backbones."""

@@ -1,0 +1,1 @@
+"""Tables and plots built only from the files runs wrote. Imports no torch."""

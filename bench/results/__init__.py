@@ -1,0 +1,1 @@
+"""Run folders and result files. Imports no torch, so that reports can be built without it."""

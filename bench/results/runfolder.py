@@ -1,0 +1,297 @@
+"""A run's folder: the one module that knows its file names, when a run is complete, where its
+resumable state is, how runs are told apart (the config digest) and the index of finished runs.
+
+Layout of ``<results>/runs/<task>__<method>__s<seed>__<time>/``, in the order a run writes it:
+``config.json`` and ``environment.json`` at the start; ``train.jsonl``, ``val.jsonl``,
+``state.pt`` and ``status.json`` at every checkpoint; ``best.pt`` at every validation
+improvement; ``test_episodes.jsonl`` after testing; ``summary.json`` last. A run is complete
+when ``summary.json`` holds a valid summary: nothing else decides it (checkpoints are not
+needed to read a result, so a folder copied without them still counts).
+
+torch is imported only to read and write the two checkpoints, so reading results needs no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UserError
+from bench.files import append_jsonl, atomic_write_bytes, read_json, read_jsonl, write_json, write_jsonl
+
+RUNS = "runs"
+INDEX = "index.jsonl"
+
+CONFIG = "config.json"
+ENVIRONMENT = "environment.json"
+TRAIN = "train.jsonl"
+VAL = "val.jsonl"
+TEST = "test_episodes.jsonl"
+SUMMARY = "summary.json"
+STATUS = "status.json"
+STATE = "state.pt"
+BEST = "best.pt"
+
+
+def config_digest(config: dict) -> str:
+    """Identifies a resolved config: runs with equal digests ran the same settings."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def now_stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+class IncompleteRun(Exception):
+    """A run folder whose result cannot be read; the message says why."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a complete run left: its config, summary, test episodes and validation curve."""
+
+    folder: "RunFolder"
+    config: dict
+    summary: dict
+    test_rows: list[dict]
+    val_rows: list[dict]
+
+    @property
+    def metric(self) -> str:
+        return self.summary["metric"]
+
+
+class RunFolder:
+    """One run's folder. ``create`` makes a new one; ``RunFolder(path)`` opens an existing one."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def results_root(self) -> Path:
+        """The results folder this run belongs to (``<results>/runs/<run>``)."""
+        return self.path.parent.parent
+
+    @property
+    def plots_dir(self) -> Path:
+        """Pictures drawn from the run (``plot-shifts``); ``report`` copies what it finds here."""
+        return self.path / "plots"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tensorboard"
+
+    # -- creating and writing, in the order a run does it ------------------------------
+
+    @classmethod
+    def create(cls, results: Path, config: dict) -> "RunFolder":
+        """A new, empty folder for a run of ``config`` (a resolved config as a dict).
+
+        The name is ``<task>__<method>__s<seed>__<UTC time>``, with ``-2``, ``-3``, ... when
+        taken: each candidate is claimed by an exclusive ``mkdir``, so concurrent runs never
+        share a folder.
+        """
+        base = f"{config['task']}__{config['method']}__s{config['seed']}__{now_stamp()}"
+        runs = Path(results) / RUNS
+        try:
+            runs.mkdir(parents=True, exist_ok=True)
+            for n in range(1, 10_000):
+                path = runs / (base if n == 1 else f"{base}-{n}")
+                try:
+                    path.mkdir()
+                    return cls(path)
+                except FileExistsError:
+                    continue
+        except OSError as exc:
+            raise UserError(f"cannot create the run folder under {results}: {exc.strerror}") from None
+        raise UserError(f"cannot create the run folder under {results}: too many runs named {base}")
+
+    def discard(self) -> None:
+        """Removes a folder that ``create`` just made, when the run could not start (bad data,
+        impossible episodes): nothing in it is worth keeping."""
+        for child in self.path.iterdir():
+            child.unlink()
+        self.path.rmdir()
+
+    def start(self, config: dict, environment: dict) -> None:
+        write_json(self.path / CONFIG, config)
+        write_json(self.path / ENVIRONMENT, environment)
+
+    def write_status(self, status: str, iteration: int, **extra: Any) -> None:
+        """``running``, ``interrupted``, ``failed`` or ``complete``, and the iteration reached."""
+        write_json(self.path / STATUS, {"status": status, "iteration": iteration, **extra})
+
+    def write_curves(self, train_rows: list[dict], val_rows: list[dict]) -> None:
+        write_jsonl(self.path / TRAIN, train_rows)
+        write_jsonl(self.path / VAL, val_rows)
+
+    def save_state(self, state: dict, method: str) -> None:
+        """The resumable state (weights, optimizer, episode stream, progress) of a ``method`` run."""
+        _save_torch(self.path / STATE, {"method": method, **state})
+
+    def save_best(self, state_dict: dict, method: str, task: str, iteration: int) -> None:
+        """The best validation checkpoint so far."""
+        _save_torch(self.path / BEST, {"method": method, "task": task, "iteration": iteration, "state_dict": state_dict})
+
+    def finish(self, test_rows: list[dict], summary: dict) -> None:
+        """Writes the test episodes, then the summary (last: it makes the run complete), marks
+        the status and appends the summary to the results index."""
+        write_jsonl(self.path / TEST, test_rows)
+        write_json(self.path / SUMMARY, summary)
+        self.write_status("complete", summary["iterations"])
+        append_jsonl(self.results_root / INDEX, summary)
+
+    def write_evaluation(self, name: str, rows: list[dict], record: dict) -> Path:
+        """A re-evaluation (``cli.py eval``) in ``evals/``, beside and apart from the run's own results."""
+        write_jsonl(self.path / "evals" / f"{name}.episodes.jsonl", rows)
+        write_json(self.path / "evals" / f"{name}.json", record)
+        return self.path / "evals" / f"{name}.json"
+
+    # -- reading -------------------------------------------------------------------------
+
+    def read_config(self) -> dict:
+        """The resolved config the run was made with; a one-line error when there is none."""
+        try:
+            config = read_json(self.path / CONFIG)
+        except (OSError, ValueError):
+            raise UserError(f"{self.path} is not a run folder (no readable {CONFIG})") from None
+        if not isinstance(config, dict):
+            raise UserError(f"{self.path} is not a run folder ({CONFIG} is not a mapping)")
+        return config
+
+    def digest(self) -> str | None:
+        """The config digest, or None where the folder has no readable config."""
+        try:
+            return config_digest(self.read_config())
+        except UserError:
+            return None
+
+    def summary(self) -> dict | None:
+        """The summary of a complete run, None otherwise."""
+        try:
+            return _valid_summary(read_json(self.path / SUMMARY))
+        except (OSError, ValueError, IncompleteRun):
+            return None
+
+    def is_complete(self) -> bool:
+        return self.summary() is not None
+
+    def has_state(self) -> bool:
+        return (self.path / STATE).is_file()
+
+    def train_rows(self, up_to: int) -> list[dict]:
+        """Training rows of iterations 1..``up_to`` (a resumed run drops what came after its state)."""
+        return read_jsonl(self.path / TRAIN)[:up_to] if (self.path / TRAIN).exists() else []
+
+    def val_rows(self, up_to: int | None = None) -> list[dict]:
+        rows = read_jsonl(self.path / VAL) if (self.path / VAL).exists() else []
+        return [r for r in rows if up_to is None or r["iteration"] <= up_to]
+
+    def load_state(self, method: str) -> dict:
+        if not self.has_state():
+            raise UserError(f"{self.path} has no {STATE} to resume from")
+        return _load_torch(self.path / STATE, method, "resume from")
+
+    def load_best(self, method: str) -> dict:
+        """The best checkpoint: ``state_dict`` and ``iteration``."""
+        return _load_torch(self.path / BEST, method, "load checkpoint")
+
+    def result(self) -> RunResult:
+        """Everything a report needs from a complete run.
+
+        Raises:
+            IncompleteRun: saying what is missing or unreadable.
+        """
+        if not (self.path / SUMMARY).is_file():
+            raise IncompleteRun(f"no {SUMMARY}" + (f" (status {self._status()})" if self._status() else ""))
+        try:
+            summary = _valid_summary(read_json(self.path / SUMMARY))
+            config = self.read_config()
+            metric = summary["metric"]
+            test_rows = _rows(self.path / TEST, ("episode", "fingerprint", metric))
+            val_rows = _rows(self.path / VAL, ("iteration", metric))
+        except UserError as exc:
+            raise IncompleteRun(str(exc).replace(f"{self.path} ", "")) from None
+        except (OSError, ValueError) as exc:
+            raise IncompleteRun(f"unreadable ({type(exc).__name__}: {str(exc)[:80]})") from None
+        if not test_rows:
+            raise IncompleteRun(f"{TEST} is empty")
+        return RunResult(self, config, summary, test_rows, val_rows)
+
+    def _status(self) -> str | None:
+        try:
+            return read_json(self.path / STATUS).get("status")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+
+def run_folders(results: Path) -> list[RunFolder]:
+    """Every folder under ``results/runs``, in name order."""
+    runs = Path(results) / RUNS
+    return [RunFolder(p) for p in sorted(runs.iterdir())] if runs.is_dir() else []
+
+
+SUMMARY_NUMBERS = ("iterations", "train_seconds", "seconds_per_iteration", "episodes_per_second",
+                   "test_ms_per_episode", "peak_memory_bytes", "episodes")
+
+
+def _valid_summary(summary: Any) -> dict:
+    if not isinstance(summary, dict) or summary.get("status") != "complete":
+        raise IncompleteRun(f"{SUMMARY} does not record a complete run")
+    metric = summary.get("metric")
+    for key in (metric, f"{metric}_ci95", *SUMMARY_NUMBERS):
+        if not isinstance(key, str) or not _is_number(summary.get(key)):
+            raise IncompleteRun(f"{SUMMARY} lacks a number for '{key}'")
+    for key in ("method", "task", "profile"):
+        if not isinstance(summary.get(key), str):
+            raise IncompleteRun(f"{SUMMARY} lacks '{key}'")
+    return summary
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _rows(path: Path, keys: tuple[str, ...]) -> list[dict]:
+    rows = read_jsonl(path)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or any(k not in row for k in keys):
+            raise IncompleteRun(f"{path.name} line {i + 1} lacks one of {', '.join(keys)}")
+    return rows
+
+
+def _save_torch(path: Path, blob: dict) -> None:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(blob, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _load_torch(path: Path, method: str, what: str) -> dict:
+    """A checkpoint written for ``method``; a missing, truncated or foreign file is a one-line error."""
+    import torch
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"cannot {what} {path}: the file does not exist") from None
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise UserError(f"cannot {what} {path}: {str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(blob, dict) or blob.get("method") != method:
+        raise UserError(f"cannot {what} {path}: it was not written for method '{method}'")
+    return blob

@@ -1,0 +1,64 @@
+"""The code's layering, checked from the source: each bench layer imports only the layers before
+it, nothing in bench imports the methods, and only the run-folder module knows its file names."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LAYERS = ["shared", "interface", "data", "results", "engine", "report"]
+SHARED = {"errors", "registry", "config", "files", "stats"}
+
+
+def layer(module: str) -> str:
+    """``bench.data.episodes`` -> ``data``; ``bench.errors`` -> ``shared``."""
+    part = module.split(".")[1]
+    return "shared" if part in SHARED else part
+
+
+def imported_modules(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+BENCH = sorted(p for p in (REPO / "bench").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", BENCH, ids=lambda p: str(p.relative_to(REPO)))
+def test_each_layer_imports_only_the_layers_before_it(path):
+    module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+    if module == "bench.__init__":
+        return
+    own = LAYERS.index(layer(module))
+    for name in imported_modules(path):
+        assert name.split(".")[0] != "methods", f"{module} imports {name}: bench must not depend on the methods"
+        if name.startswith("bench.") and name.count(".") >= 1:
+            assert LAYERS.index(layer(name)) <= own, f"{module} ({layer(module)}) imports {name} ({layer(name)})"
+
+
+def test_no_torch_at_import_in_the_results_and_report_layers():
+    for path in [*(REPO / "bench" / "results").glob("*.py"), *(REPO / "bench" / "report").glob("*.py"),
+                 *(REPO / "bench" / f"{name}.py" for name in SHARED)]:
+        top_level = [n for n in ast.parse(path.read_text()).body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        for node in top_level:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            assert not any(n.split(".")[0] == "torch" for n in names), f"{path.name} imports torch at the top"
+
+
+RUN_FILES = re.compile(r"(state\.pt|best\.pt|summary\.json|test_episodes\.jsonl|config\.json|status\.json|"
+                       r"environment\.json|train\.jsonl|val\.jsonl)")
+
+
+def test_only_the_run_folder_module_names_the_run_files():
+    owner = REPO / "bench" / "results" / "runfolder.py"
+    sources = [*(REPO / "bench").rglob("*.py"), *(REPO / "methods").rglob("*.py"), REPO / "cli.py"]
+    offenders = [f"{p.relative_to(REPO)}:{i}" for p in sources if p != owner
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if RUN_FILES.search(line)]
+    assert not offenders, offenders
