@@ -32,7 +32,9 @@ if ! "$py" -c 'import importlib.metadata as m, sys; sys.exit(m.version("learn2le
     echo "setup: building learn2learn 0.2.0 from source" >&2
     build="$(mktemp -d)"
     trap 'rm -rf "$build"' EXIT
-    "${pip[@]}" download --no-deps --no-binary :all: learn2learn==0.2.0 -d "$build"
+    # Only learn2learn from source, its metadata prepared with the Cython and setuptools already
+    # installed: `--no-binary :all:` would also build Cython from source for that step (minutes).
+    "${pip[@]}" download --no-deps --no-build-isolation --no-binary learn2learn learn2learn==0.2.0 -d "$build"
     tar -xzf "$build"/learn2learn-0.2.0.tar.gz -C "$build"
     src="$build/learn2learn-0.2.0"
     for mod in meta_dataset task_dataset transforms; do
