@@ -49,3 +49,16 @@ def test_impossible_episodes_are_rejected():
         source.check(5, 1, 1, "test")
     with pytest.raises(UserError, match="only 20 samples"):
         source.check(2, 5, 16, "test")
+
+
+def test_finn_protocol_split_of_the_real_characters(data_root):
+    from bench.data.episodes import build_sources
+    from bench.data.omniglot import finn_split
+    from bench.data.tasks import get_task
+
+    sources = build_sources(get_task("omniglot-finn-5w1s"), data_root)
+    names = {split: set(s.class_names) for split, s in sources.items()}
+    assert {k: len(v) for k, v in names.items()} == {"train": 1100, "val": 100, "test": 423}
+    assert not names["train"] & names["test"] and not names["train"] & names["val"] and not names["val"] & names["test"]
+    assert names == {k: set(v) for k, v in finn_split(sorted(set().union(*names.values()))).items()}
+    assert all(s.images.shape[1:] == (20, 28, 28) for s in sources.values())

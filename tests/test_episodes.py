@@ -67,3 +67,34 @@ def test_sinusoid_episodes():
     assert ((amp >= 0.1) & (amp <= 5.0)).all() and ((phase >= 0) & (phase <= torch.pi)).all()
     expected = amp.view(-1, 1, 1) * torch.sin(batch.query_x - phase.view(-1, 1, 1))
     assert torch.allclose(batch.query_y, expected)
+
+
+def test_rotated_episodes_rotate_each_class_by_its_recorded_quarter_turns():
+    from bench.data.classification import RandomRotationSource
+
+    images = torch.zeros(6, 4, 3, 3, dtype=torch.uint8)
+    images[:, :, 0, 0] = 1 + torch.arange(24, dtype=torch.uint8).view(6, 4)  # a mark in one corner, unique per sample
+    source = RandomRotationSource(images, [f"c{i}" for i in range(6)])
+    episodes = [source.sample(3, 1, 1, PyRandomStream(s)) for s in range(40)]
+    batch = source.collate(episodes, 3, 1)
+    for episode, sx in zip(episodes, batch.support_x):
+        indices, rotations = episode.payload
+        for label, (k, per_class) in enumerate(zip(rotations, indices)):
+            original = images.reshape(-1, 3, 3)[per_class[0]]
+            assert torch.equal(sx[label, 0], torch.rot90(original, k, dims=(-2, -1)))
+        assert [name.rsplit("/", 1)[1] for name in episode.classes] == [f"rot{90 * k:03d}" for k in rotations]
+    assert {k for e in episodes for k in e.payload[1]} == {0, 1, 2, 3}
+    again = [source.sample(3, 1, 1, PyRandomStream(s)) for s in range(40)]
+    assert [e.fingerprint for e in again] == [e.fingerprint for e in episodes]
+
+
+def test_finn_split_sizes_disjointness_and_independence_of_listing_order():
+    from bench.data.omniglot import finn_split
+
+    characters = [f"Alphabet{a:02d}/character{c:02d}" for a in range(50) for c in range(1, 34)][:1623]
+    split = finn_split(characters)
+    assert {k: len(v) for k, v in split.items()} == {"train": 1100, "val": 100, "test": 423}
+    assert set(split["train"]) | set(split["val"]) | set(split["test"]) == set(characters)
+    assert not set(split["train"]) & set(split["test"]) and not set(split["val"]) & set(split["test"])
+    random.Random(5).shuffle(characters)  # os.listdir order varies; the split must not
+    assert finn_split(characters) == split

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import random
 
 import torch
 
@@ -74,14 +75,14 @@ class ClassificationSource:
         names = tuple(self.class_names[c] for c in classes)
         return Episode(fingerprint(names, indices), names, indices)
 
+    def episode_images(self, episodes: list[Episode]) -> torch.Tensor:
+        """uint8 [T, ways, shots + queries, C, H, W]: each episode's images, class by class."""
+        x = self.flat[torch.tensor([e.payload for e in episodes])]  # [T, ways, per, H, W(, 3)]
+        return x.permute(0, 1, 2, 5, 3, 4) if x.dim() == 6 else x.unsqueeze(3)
+
     def collate(self, episodes: list[Episode], ways: int, shots: int) -> Batch:
-        index = torch.tensor([e.payload for e in episodes])  # [T, ways, shots + queries]
-        x = self.flat[index]  # uint8 [T, ways, per, H, W(, 3)]
-        if x.dim() == 6:
-            x = x.permute(0, 1, 2, 5, 3, 4)
-        else:
-            x = x.unsqueeze(3)
-        t, _, per = index.shape
+        x = self.episode_images(episodes)
+        t, _, per = x.shape[:3]
         queries = per - shots
         labels = torch.arange(ways).view(1, ways, 1)
         sx = x[:, :, :shots].reshape(t, ways * shots, *x.shape[3:])
@@ -93,6 +94,31 @@ class ClassificationSource:
             query_y=labels.expand(t, ways, queries).reshape(t, -1),
             ways=ways,
         )
+
+
+class RandomRotationSource(ClassificationSource):
+    """Episodes whose classes are each rotated by a random multiple of 90 degrees, drawn per
+    task from the episode's own stream (the MAML code's Omniglot protocol, Finn et al. 2017).
+
+    The rotations are part of the episode: its payload is (sample indices, rotations), and its
+    classes are named like the Vinyals split's (``Alphabet/characterNN/rot090``).
+    """
+
+    def sample(self, ways: int, shots: int, queries: int, stream: PyRandomStream) -> Episode:
+        plain = super().sample(ways, shots, queries, stream)
+        with stream.active():
+            rotations = tuple(random.randrange(4) for _ in range(ways))
+        classes = tuple(f"{name}/rot{90 * k:03d}" for name, k in zip(plain.classes, rotations))
+        return Episode(fingerprint(classes, plain.payload), classes, (plain.payload, rotations))
+
+    def episode_images(self, episodes: list[Episode]) -> torch.Tensor:
+        x = super().episode_images([Episode(e.fingerprint, e.classes, e.payload[0]) for e in episodes])
+        rotations = torch.tensor([e.payload[1] for e in episodes])  # [T, ways]
+        out = torch.empty_like(x)
+        for k in range(4):
+            chosen = rotations == k
+            out[chosen] = torch.rot90(x[chosen], k, dims=(-2, -1))
+        return out
 
 
 class _IndexDataset(torch.utils.data.Dataset):

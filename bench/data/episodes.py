@@ -77,9 +77,9 @@ def build_sources(task: TaskSpec, data_root: Path) -> dict[str, EpisodeSource]:
         source = SinusoidSource()
         return {"train": source, "val": source, "test": source}
     if task.dataset == "omniglot":
-        from bench.data.omniglot import vinyals_sources
+        from bench.data.omniglot import finn_sources, vinyals_sources
 
-        return vinyals_sources(data_root, task.image_size)
+        return (finn_sources if task.split == "finn" else vinyals_sources)(data_root, task.image_size)
     if task.dataset == "miniimagenet":
         from bench.data.miniimagenet import ravi_sources
 

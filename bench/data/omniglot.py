@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.data.classification import ClassificationSource
+from bench.data.classification import ClassificationSource, RandomRotationSource
 from bench.data.storage import cache_dir, read_cache, write_cache
 from bench.errors import DataError, UserError
 from bench.files import atomic_write_bytes
@@ -271,3 +272,32 @@ def vinyals_sources(root: Path, size: int) -> dict[str, ClassificationSource]:
     """The train/val/test sources of the Vinyals split; each sees only its own classes."""
     omniglot = load_omniglot(root, size)
     return {split: omniglot_split(omniglot, load_split(root, split)) for split in SPLITS}
+
+
+FINN_SIZES = {"train": 1100, "val": 100, "test": 423}
+
+
+def finn_split(characters: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
+    """The MAML code's character split (cbfinn/maml, ``data_generator.py``): every character of
+    both sets shuffled with ``random.seed(1)``, then 1100 for training, 100 for validation and
+    the other 423 for testing.
+
+    The MAML code shuffles the order in which ``os.listdir`` returned the folders, which
+    differs between file systems; here the shuffled list is the sorted one, so the split is
+    the same everywhere (but not necessarily the characters of the MAML paper's runs).
+    """
+    order = sorted(characters)
+    random.Random(1).shuffle(order)
+    train, val = FINN_SIZES["train"], FINN_SIZES["train"] + FINN_SIZES["val"]
+    return {"train": order[:train], "val": order[train:val], "test": order[val:]}
+
+
+def finn_sources(root: Path, size: int) -> dict[str, RandomRotationSource]:
+    """The train/val/test sources of the MAML code's protocol: characters as classes, each
+    rotated by a random multiple of 90 degrees per task."""
+    omniglot = load_omniglot(root, size)
+    index = {name: i for i, name in enumerate(omniglot.characters)}
+    return {
+        split: RandomRotationSource(omniglot.images[torch.tensor([index[c] for c in names])], names)
+        for split, names in finn_split(omniglot.characters).items()
+    }

@@ -8,10 +8,15 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One benchmark task. ``queries`` is per class for classification, per task for regression."""
+    """One benchmark task. ``queries`` is per class for classification, per task for regression.
+
+    ``protocol`` names the evaluation protocol (split, classes, episode shape, test episodes);
+    a published number is compared only with tasks of its own protocol.
+    """
 
     name: str
     version: int
+    protocol: str
     kind: Literal["classification", "regression"]
     dataset: Literal["omniglot", "sinusoid", "miniimagenet"]
     split: str
