@@ -115,3 +115,29 @@ def test_running_batch_norm_auto_uses_reference_and_keeps_statistics():
     method(Batch(batch.support_x.float(), batch.support_y, batch.query_x.float(), batch.query_y, 5))
     assert method.impl_used == "reference"
     assert any(b.abs().sum() > 0 for n, b in method.named_buffers() if n.endswith("running_mean"))
+
+
+@pytest.mark.parametrize("ways", [5, 20])
+def test_the_maml_code_inner_loss_takes_steps_ways_times_longer(ways):
+    """The MAML code sums per-example cross-entropies over the support set and divides by the
+    shots: for N-way tasks, N times the mean loss, so N times the step at the same inner lr."""
+    steps = {}
+    for convention in ("mean", "sum_over_shots"):
+        config = resolve("maml", "omniglot-20w1s", "smoke", None, {"method": {"inner_loss": convention}})
+        torch.manual_seed(0)
+        method = MAML(config.method_config, dataclasses.replace(config.task_spec, image_size=12), ways).double()
+        torch.manual_seed(1)
+        x, y = torch.rand(ways * 2, 1, 12, 12, dtype=torch.float64), torch.arange(ways).repeat(2)
+        params = dict(method.net.named_parameters())
+        adapted = method.adapt(params, x, y, ways, steps=1, second_order=False)
+        steps[convention] = torch.cat([(params[k] - adapted[k]).flatten() for k in params])
+    assert torch.allclose(steps["sum_over_shots"], ways * steps["mean"], rtol=1e-10, atol=1e-14)
+
+
+def test_regression_inner_loss_is_the_mean_under_either_convention():
+    method, batch = linear_maml(first_order=True)
+    params = dict(method.net.named_parameters())
+    mean = method.adapt(params, batch.support_x[0], batch.support_y[0], 0, 1, False)
+    method.config = dataclasses.replace(method.config, inner_loss="sum_over_shots")
+    summed = method.adapt(params, batch.support_x[0], batch.support_y[0], 0, 1, False)
+    assert all(torch.equal(mean[k], summed[k]) for k in mean)

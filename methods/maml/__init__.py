@@ -42,6 +42,11 @@ class MAMLConfig:
     """Inner gradient steps during meta-training."""
     eval_inner_steps: int = 3
     """Inner gradient steps at validation and test time."""
+    inner_loss: Literal["mean", "sum_over_shots"] = "mean"
+    """Support loss of the inner steps: ``mean`` over the support examples (learn2learn's
+    examples), or ``sum_over_shots``, the MAML code's: per-example cross-entropies summed and
+    divided by the shots, i.e. ways times the mean, so its steps are ways times longer at the
+    same ``inner_lr``. Regression uses the mean either way (as the MAML code does)."""
     first_order: bool = False
     """Drop the second-order terms (no graph through the inner gradients)."""
     batch_norm: Literal["transductive", "running"] = "transductive"
@@ -83,7 +88,14 @@ class MAML(Method):
 
     def _inner_loss(self, params: dict, x: torch.Tensor, y: torch.Tensor, ways: int) -> torch.Tensor:
         out = self._predict(params, x, ways).unsqueeze(0)
-        return task_loss(out, y.unsqueeze(0), self.task.kind)[0]
+        return self._support_loss(out, y.unsqueeze(0), ways)
+
+    def _support_loss(self, outputs: torch.Tensor, targets: torch.Tensor, ways: int) -> torch.Tensor:
+        """The inner loss of one task's support set ([1, S, C] outputs), by ``inner_loss``."""
+        loss = task_loss(outputs, targets, self.task.kind)[0]
+        if self.config.inner_loss == "sum_over_shots" and self.task.kind == "classification":
+            return loss * ways  # sum over ways * shots examples, divided by shots
+        return loss
 
     def adapt(self, params: dict, x: torch.Tensor, y: torch.Tensor, ways: int, steps: int, second_order: bool) -> dict:
         """``steps`` gradient steps from ``params`` on one task's support set; returns new parameters.
@@ -136,7 +148,7 @@ class MAML(Method):
             for _ in range(steps):
                 out = learner(batch.support_x[t])
                 out = mask_logits(out, batch.ways) if self.task.kind == "classification" else out
-                learner.adapt(task_loss(out.unsqueeze(0), batch.support_y[t].unsqueeze(0), self.task.kind)[0])
+                learner.adapt(self._support_loss(out.unsqueeze(0), batch.support_y[t].unsqueeze(0), batch.ways))
             out = learner(batch.query_x[t])
             outs.append(mask_logits(out, batch.ways) if self.task.kind == "classification" else out)
         return torch.stack(outs)
