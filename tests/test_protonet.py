@@ -44,3 +44,15 @@ def test_relabelling_classes_relabels_the_predictions():
         b = method(Batch(sx, relabel[sy], qx, qy, 5))
     assert torch.allclose(b[..., relabel], a, atol=1e-5)
     assert torch.equal(relabel[a.argmax(-1)], b.argmax(-1))
+
+
+def test_flops_of_a_test_episode_are_the_hand_count():
+    """Conv-4 (64 filters, 3x3, max-pool) on 28x28: 2 * Cout * Cin * 9 * H * W per convolution,
+    at 28, 14, 7 and 3 pixels; plus the prototypes' one-hot matrix product."""
+    from bench.engine.compute import episode_flops
+
+    method = make_method(resolve("protonet", "omniglot-5w1s", "smoke"), torch.device("cpu"))
+    per_image = 2 * 64 * 9 * (1 * 28 * 28 + 64 * 14 * 14 + 64 * 7 * 7 + 64 * 3 * 3)
+    sy, qy = torch.arange(5).view(1, 5), torch.arange(5).repeat_interleave(3).view(1, 15)
+    batch = Batch(torch.rand(1, 5, 1, 28, 28), sy, torch.rand(1, 15, 1, 28, 28), qy, 5)
+    assert episode_flops(method, batch) == 20 * per_image + 2 * 5 * 5 * 64

@@ -83,3 +83,10 @@ def evaluate_test_split(setup: "Setup", episodes: int) -> tuple[list[dict], floa
     start = time.perf_counter()
     rows = evaluate(setup.method, setup.sources["test"], eps, task, setup.device, settings.eval.batch)
     return rows, time.perf_counter() - start
+
+
+def first_test_episode(setup: "Setup") -> Batch:
+    """The set-up task's first test episode, on the device."""
+    task = setup.task
+    (episode,) = eval_episodes(setup.sources["test"], task, "test", 1, setup.config.settings.eval.seed)
+    return setup.sources["test"].collate([episode], task.ways, task.shots).to(setup.device)

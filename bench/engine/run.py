@@ -11,8 +11,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bench.engine.compute import model_cost
 from bench.engine.device import device_name
-from bench.engine.evaluate import evaluate_test_split, primary_metric, summarise
+from bench.engine.evaluate import evaluate_test_split, first_test_episode, primary_metric, summarise
 from bench.engine.memory import current_memory_bytes, peak_memory_bytes, peak_memory_kind, reset_peak_memory
 from bench.engine.provenance import environment
 from bench.engine.runconfig import RunConfig
@@ -94,11 +95,21 @@ def run(
 
     key = primary_metric(task.kind)
     train = settings.train
+
+    def stop_reason() -> str | None:
+        """Why training ends now (``iterations``, ``budget_seconds`` or ``patience``), or None."""
+        if trainer.iteration >= train.iterations:
+            return "iterations"
+        if train.budget_seconds and train_seconds >= train.budget_seconds:
+            return "budget_seconds"
+        if train.patience and sum(v["iteration"] > best_iteration for v in val_rows) >= train.patience:
+            return "patience"
+        return None
     bar = tqdm(total=train.iterations, initial=trainer.iteration, desc=f"{config.method} {config.task}",
                disable=not progress, dynamic_ncols=True)
     mirror = TensorBoardMirror(folder.tensorboard_dir, trainer.iteration) if tensorboard else None
     with bar, StopRequests() as stop, contextlib.closing(mirror) if mirror else contextlib.nullcontext():
-        while trainer.iteration < train.iterations:
+        while (stopped_by := stop_reason()) is None:
             try:
                 row = trainer.step()
             except RunFailed as exc:
@@ -116,7 +127,7 @@ def run(
                     {"loss": f"{sum(r['loss'] for r in recent) / len(recent):.3f}",
                      key[:3]: f"{sum(r[key] for r in recent) / len(recent):.3f}"}
                 )
-            validated = trainer.iteration % train.val_every == 0 or trainer.iteration == train.iterations
+            validated = trainer.iteration % train.val_every == 0 or stop_reason() is not None  # the last one too
             if validated:
                 val = trainer.validate()
                 val["train_seconds"] = train_seconds
@@ -139,6 +150,7 @@ def run(
     train_peak = peak_memory_bytes(device)
     load_weights(method, folder.load_best(config.method), folder)
     rows, test_seconds = evaluate_test_split(setup, settings.eval.episodes or task.test_episodes)
+    cost = model_cost(method, first_test_episode(setup))
     seconds_per_iteration = train_seconds / max(len(train_rows), 1)
     summary = {
         "method": config.method,
@@ -148,9 +160,12 @@ def run(
         "run": folder.name,
         **summarise(rows, task.kind),
         "method_info": method.info(),
+        "model": cost,
         "best_iteration": best_iteration,
         "best_val": best_value,
         "iterations": trainer.iteration,
+        "budget": {"iterations": train.iterations, "budget_seconds": train.budget_seconds, "patience": train.patience,
+                   "stopped_by": stopped_by, "best_at_last_validation": best_iteration == val_rows[-1]["iteration"]},
         "train_seconds": train_seconds,
         "seconds_per_iteration": seconds_per_iteration,
         "episodes_per_second": settings.train.meta_batch / seconds_per_iteration,

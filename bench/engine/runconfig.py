@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -17,7 +18,11 @@ from bench.registry import unknown_name
 @dataclass(frozen=True)
 class TrainConfig:
     iterations: int = 1000
-    """Meta-training iterations (optimizer steps)."""
+    """Meta-training iterations (optimizer steps): the most a run trains."""
+    budget_seconds: float = 0.0
+    """Stop once this many seconds of training steps have run (validation not counted; 0: no limit)."""
+    patience: int = 0
+    """Stop after this many validations without improvement (0: never)."""
     meta_batch: int = 1
     """Episodes per meta-training iteration."""
     lr: float = 1e-3
@@ -58,6 +63,9 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class RunSettings:
+    tag: str = ""
+    """A name for a comparison this run belongs to (e.g. `equal-time`): runs of one method, profile
+    and tag with different settings are candidates that `report` selects among on validation."""
     seed: int = 0
     """Run seed: training episodes and initialisation."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -166,13 +174,15 @@ def _check_numbers(config: RunConfig) -> None:
         "train.ways": t.ways, "train.shots": t.shots, "train.queries": t.queries,
         "train.chunk_tasks": t.chunk_tasks, "train.val_episodes": t.val_episodes,
         "train.lr_decay_every": t.lr_decay_every, "eval.episodes": e.episodes,
-        "train.checkpoint_every": t.checkpoint_every,
+        "train.checkpoint_every": t.checkpoint_every, "train.patience": t.patience,
+        "train.budget_seconds": t.budget_seconds, "train.grad_clip": t.grad_clip,
     }
     for key, value in non_negative.items():
-        if value < 0:
-            raise UserError(f"config key '{key}' must be 0 or more, got {value}")
-    if t.lr <= 0:
-        raise UserError(f"config key 'train.lr' must be positive, got {t.lr}")
+        if not (math.isfinite(value) and value >= 0):
+            raise UserError(f"config key '{key}' must be a finite number, 0 or more, got {value}")
+    for key, value in {"train.lr": t.lr, "train.lr_decay": t.lr_decay}.items():
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"config key '{key}' must be a finite positive number, got {value}")
 
 
 def from_record(record: dict, method_class: Callable[[str], type[Method]], where: str) -> RunConfig:
@@ -184,6 +194,8 @@ def from_record(record: dict, method_class: Callable[[str], type[Method]], where
     """
     try:
         settings = {k: record[k] for k in ("seed", "device", "deterministic", "train", "eval")}
+        if "tag" in record:  # runs written before tags existed have none
+            settings["tag"] = record["tag"]
         settings["method"] = record["method_settings"]
         method, task, profile = record["method"], record["task"], record["profile"]
     except (KeyError, TypeError):

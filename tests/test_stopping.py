@@ -1,0 +1,48 @@
+"""The stopping rules of a run: iterations, a budget of training seconds, patience."""
+
+import json
+
+from helpers import invoke, the_run
+
+BASE = ["run", "--method", "maml", "--task", "sinusoid-5s", "--profile", "smoke", "--set", "method.inner_lr=0.01",
+        "--set", "eval.episodes=4"]
+
+
+def finished(out):
+    run_dir = the_run(out)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    train = [json.loads(line) for line in (run_dir / "train.jsonl").read_text().splitlines()]
+    val = [json.loads(line) for line in (run_dir / "val.jsonl").read_text().splitlines()]
+    return summary, train, val
+
+
+def test_a_budget_of_training_seconds_stops_at_the_first_step_that_reaches_it(tmp_path):
+    result = invoke(*BASE, "--set", "train.iterations=100000", "--set", "train.budget_seconds=0.3",
+                    "--set", "train.val_every=1000", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    summary, train, val = finished(tmp_path)
+    assert summary["budget"]["stopped_by"] == "budget_seconds"
+    seconds = [r["seconds"] for r in train]
+    assert sum(seconds) >= 0.3 > sum(seconds[:-1])
+    assert summary["iterations"] == len(train) < 100000
+    assert val[-1]["iteration"] == len(train)  # the last state is validated before testing
+
+
+def test_patience_stops_after_that_many_validations_without_improvement(tmp_path):
+    result = invoke(*BASE, "--set", "train.iterations=2000", "--set", "train.val_every=1", "--set", "train.patience=3",
+                    "--set", "method.inner_lr=0.5", "--out", tmp_path)  # a large inner lr: validation stops improving
+    assert result.exit_code == 0, result.output
+    summary, train, val = finished(tmp_path)
+    assert summary["budget"]["stopped_by"] == "patience"
+    after_best = [v for v in val if v["iteration"] > summary["best_iteration"]]
+    assert len(after_best) == 3 and summary["iterations"] == val[-1]["iteration"] < 2000
+    assert not summary["budget"]["best_at_last_validation"]
+
+
+def test_iterations_stop_a_run_with_no_other_rule(tmp_path):
+    result = invoke(*BASE, "--set", "train.iterations=5", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    summary, train, _ = finished(tmp_path)
+    assert summary["budget"] == {"iterations": 5, "budget_seconds": 0.0, "patience": 0, "stopped_by": "iterations",
+                                 "best_at_last_validation": summary["budget"]["best_at_last_validation"]}
+    assert len(train) == 5
