@@ -36,15 +36,18 @@ def resolve(method: str, task: str, profile: str = "quick", config_file=None, ov
 
 
 def fake_run(results: Path, method: str, seed: int, values: list[float], task: str = "omniglot-5w1s",
-             complete: bool = True, checkpoint: bool = False, fingerprints: list[str] | None = None) -> RunFolder:
+             complete: bool = True, checkpoint: bool = False, fingerprints: list[str] | None = None,
+             overrides: dict | None = None, best_val: float = 0.7) -> RunFolder:
     """A run folder as a finished (or, with ``complete=False``, interrupted) run leaves it, with
-    the given per-episode test values; ``checkpoint`` adds an untrained model's ``best.pt``."""
-    config = resolve(method, task, "smoke", None, {"seed": seed})
+    the given per-episode test values and best validation metric; ``overrides`` are config
+    settings; ``checkpoint`` adds an untrained model's ``best.pt``."""
+    config = resolve(method, task, "smoke", None, {**(overrides or {}), "seed": seed})
     metric = "accuracy" if config.task_spec.kind == "classification" else "mse"
     folder = RunFolder.create(results, config.to_dict())
     folder.start(config.to_dict(), {"device": "cpu"})
     folder.write_curves([{"iteration": 1, "loss": 1.0, metric: 0.5, "seconds": 0.1}],
-                        [{"iteration": i, metric: 0.5 + 0.1 * i, "train_seconds": 2.0 * i} for i in (1, 2)])
+                        [{"iteration": 1, metric: best_val - 0.1, "train_seconds": 2.0},
+                         {"iteration": 2, metric: best_val, "train_seconds": 4.0}])
     if checkpoint:
         import torch
 
@@ -62,6 +65,6 @@ def fake_run(results: Path, method: str, seed: int, values: list[float], task: s
                metric: mean, f"{metric}_ci95": 0.0, "episodes": len(values), "iterations": 2,
                "train_seconds": 5.0 + seed, "seconds_per_iteration": 0.5, "episodes_per_second": 2.0,
                "test_ms_per_episode": 3.0, "peak_memory_bytes": 2**20 * (100 + seed), "peak_memory_kind": "cpu_rss",
-               "device": "cpu", "status": "complete", "method_info": {}}
+               "device": "cpu", "status": "complete", "method_info": {}, "best_val": best_val, "best_iteration": 2}
     folder.finish(rows, summary)
     return folder

@@ -1,4 +1,5 @@
 import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from helpers import fake_run, invoke
 
 from bench.report.collect import collect
 from bench.report.tables import accuracy_table, paired_table
+from bench.stats import mean_ci95, paired_two_level_ci, two_level_ci
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,31 +23,48 @@ def results(tmp_path):
     return tmp_path
 
 
-def test_ci_is_the_hand_computation_over_pooled_episodes(results):
+def test_accuracy_row_has_the_two_level_interval_and_same_protocol_published_numbers(results):
     acc = accuracy_table(collect(results)).set_index("method")
-    values = [1.0, 0.5, 0.75, 0.25, 0.5, 0.5, 1.0, 0.25]
-    mean = sum(values) / 8
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / 7)
+    matrix = [[1.0, 0.5, 0.75, 0.25], [0.5, 0.5, 1.0, 0.25]]
     row = acc.loc["protonet (smoke)"]
-    assert row["mean"] == pytest.approx(100 * mean)
-    assert row["ci95"] == pytest.approx(100 * 1.96 * std / math.sqrt(8))
-    assert row["seeds"] == 2 and row["episodes"] == 8
-    assert row["seed_mean"] == pytest.approx(100 * (0.625 + 0.5625) / 2)
-    assert row["published"] == 98.8 and row["difference"] == pytest.approx(100 * mean - 98.8)
+    assert row["mean"] == pytest.approx(100 * two_level_ci(matrix).mean)
+    assert row["ci95"] == pytest.approx(100 * two_level_ci(matrix).half_width)
+    assert (row["seeds"], row["episodes"], row["protocol"]) == (2, 4, "vinyals")
+    assert row["seed_std"] == pytest.approx(100 * statistics.stdev([0.625, 0.5625]))
+    assert row["published"] == 98.8 and row["difference"] == pytest.approx(100 * 0.59375 - 98.8)
+    maml = acc.loc["maml (smoke)"]  # the MAML paper's Omniglot numbers are of the MAML code's protocol
+    assert math.isnan(maml["published"]) and math.isnan(maml["difference"])
+    assert maml["other_protocol"] == "98.7 (finn, conv4-64-stride)"
 
 
-def test_paired_difference_is_the_mean_of_per_episode_differences(results):
+def test_paired_difference_has_the_two_level_and_the_episode_interval(results):
     paired = paired_table(collect(results))
     (row,) = paired.to_dict("records")
-    protonet = [(1.0 + 0.5) / 2, (0.5 + 0.5) / 2, (0.75 + 1.0) / 2, (0.25 + 0.25) / 2]
-    maml = [0.75, 0.25, 0.5, 0.5]
-    diffs = [m - p for m, p in zip(maml, protonet)]  # labels sort: maml first
-    assert (row["first"], row["second"]) == ("maml (smoke)", "protonet (smoke)")
-    assert row["difference"] == pytest.approx(100 * sum(diffs) / 4)
-    mean = sum(diffs) / 4
-    ci = 1.96 * math.sqrt(sum((d - mean) ** 2 for d in diffs) / 3) / 2
-    assert row["ci95"] == pytest.approx(100 * ci)
-    assert row["significant"] == (abs(mean) > ci)
+    protonet = [[1.0, 0.5, 0.75, 0.25], [0.5, 0.5, 1.0, 0.25]]
+    maml = [[0.75, 0.25, 0.5, 0.5]]
+    assert (row["first"], row["second"]) == ("maml (smoke)", "protonet (smoke)")  # labels sort: maml first
+    interval = paired_two_level_ci(maml, protonet)
+    assert row["difference"] == pytest.approx(100 * interval.mean) == pytest.approx(100 * (0.5 - 0.59375))
+    assert row["ci95"] == pytest.approx(100 * interval.half_width)
+    diffs = [m - (p0 + p1) / 2 for m, p0, p1 in zip(maml[0], *protonet)]
+    assert row["episode_ci95"] == pytest.approx(100 * mean_ci95(diffs)[1])
+    assert row["significant"] == (abs(interval.mean) > interval.half_width)
+
+
+def test_selection_uses_validation_only(tmp_path):
+    """Two learning rates of one method, profile and tag: the one with the better validation
+    metric is reported, though the other tested better."""
+    for seed in (0, 1):
+        fake_run(tmp_path, "protonet", seed, [0.9, 0.9], overrides={"train": {"lr": 0.01}}, best_val=0.6)
+        fake_run(tmp_path, "protonet", seed, [0.5, 0.5], overrides={"train": {"lr": 0.001}}, best_val=0.8)
+    fake_run(tmp_path, "protonet", 0, [0.7, 0.7], overrides={"train": {"lr": 0.01}, "tag": "other"})
+    c = collect(tmp_path)
+    chosen = c.runs[c.runs.tag == ""]
+    assert len(chosen) == 2 and set(chosen["value"]) == {0.5}
+    assert list(c.candidates["setting"]) == ["train.lr=0.001", "train.lr=0.01"]
+    assert list(c.candidates["selected"]) == [True, False]
+    assert list(c.candidates["validation"]) == pytest.approx([0.8, 0.6])
+    assert set(accuracy_table(c)["method"]) == {"protonet (smoke)", "protonet (smoke, other)"}
 
 
 def test_incomplete_runs_are_listed_not_averaged(results):

@@ -156,6 +156,8 @@ def run(
         "method": config.method,
         "task": config.task,
         "profile": config.profile,
+        "protocol": task.protocol,
+        "tag": settings.tag,
         "seed": settings.seed,
         "run": folder.name,
         **summarise(rows, task.kind),

@@ -12,7 +12,15 @@ from bench.errors import UserError
 from bench.files import atomic_write_bytes
 from bench.report.collect import collect
 from bench.report.plots import copy_run_figures, plots
-from bench.report.tables import accuracy_table, cost_table, latex, markdown, paired_table
+from bench.report.tables import (
+    accuracy_table,
+    cost_table,
+    latex,
+    markdown,
+    paired_table,
+    selection_table,
+    time_to_level_table,
+)
 
 
 def build_report(results: Path, out: Path) -> Path:
@@ -24,23 +32,44 @@ def build_report(results: Path, out: Path) -> Path:
     except OSError as exc:
         raise UserError(f"cannot create the report folder {out}: {exc.strerror}") from None
     acc, paired, cost = accuracy_table(c), paired_table(c), cost_table(c)
+    levels, selection = time_to_level_table(c), selection_table(c)
     figures = plots(c, acc, out) + copy_run_figures(c, out)
-    tables = {"accuracy": acc, "paired": paired, "cost": cost, "incomplete": c.incomplete}
+    tables = {"accuracy": acc, "paired": paired, "cost": cost, "time_to_level": levels, "selection": selection,
+              "incomplete": c.incomplete}
     for name, df in tables.items():
         atomic_write_bytes(out / f"{name}.csv", df.to_csv(index=False).encode())
     tex = "".join(latex(df, f"{name} table") for name, df in tables.items() if name != "incomplete")
     atomic_write_bytes(out / "report.tex", tex.encode())
 
+    transductive = sorted(set(cost.loc[cost["transductive"], "method"]))
     md = ["# Benchmark report", "", f"Built from {len(c.runs)} complete runs under `{results}`."]
     md += ["", "## Test metric", "",
-           "Accuracy in %, MSE as is. `mean +- ci95`: pooled over all test episodes of all seeds (95% normal CI); "
-           "`seed_mean +- seed_std`: spread of the per-run means; `difference`: mean minus the published number.", "",
-           markdown(acc)]
+           "Accuracy in %, MSE as is. `mean +- ci95`: the mean over seeds and test episodes with a 95% interval "
+           "that counts both the seed-to-seed (training) variance and the episode variance (every seed is tested "
+           "on the same episodes; `bench/stats.py: two_level_ci`). `run_ci95`: a single run's interval over its "
+           "episodes alone, as one run reports it. `seed_std`: the spread of the per-run means. `budget`: what "
+           "bounded training (iterations, or training seconds); `best_at_last_val`: runs whose best validation "
+           "was their last (still improving, not converged). `published` and `difference`: only for a published "
+           "number of the same protocol and backbone; other published numbers of the method on that dataset "
+           "and shape are in `other_protocol`.", "", markdown(acc)]
     md += ["## Paired differences", "",
-           "Every method saw the same test episodes, so differences are taken episode by episode "
-           "(first minus second, seeds averaged per episode); `significant`: the 95% CI excludes 0.", "",
-           markdown(paired)]
-    md += ["## Cost", "", "Peak memory is the CUDA peak allocated on a GPU and the process's peak RSS on CPU.", "", markdown(cost)]
+           "Methods tested on the same episodes, first minus second. `ci95`: two-level (each method's seed "
+           "variance and the shared episodes); `episode_ci95`: over the seed-averaged per-episode differences "
+           "alone (too narrow where seeds vary); `significant`: the two-level interval excludes 0. A difference "
+           "measures the budgets in `budgets` as much as the methods.", "", markdown(paired)]
+    md += ["## Selection", "",
+           "Where runs of one method, profile and tag had different settings, the setting with the best mean "
+           "validation metric over its seeds is reported above; test results played no part.", "", markdown(selection)]
+    md += ["## Time to validation levels", "",
+           "Training seconds (validation excluded) at which the validation metric first reached each level: "
+           "the median over seeds.", "", markdown(levels)]
+    md += ["## Cost", "",
+           "`parameters` of the whole method (CSN: base, key and value networks); `mflops_per_query`: matrix "
+           "multiplications and convolutions to predict one test episode (adaptation included), over its "
+           "queries. Peak memory is the CUDA peak allocated on a GPU and the process's peak RSS on CPU. "
+           + (f"Transductive at test (batch statistics of each test episode, so a prediction depends on the "
+              f"other queries): {', '.join(transductive)}; the others classify each query on its own."
+              if transductive else "No method is transductive at test."), "", markdown(cost)]
     md += ["## Incomplete runs", "", "Listed, never averaged in.", "", markdown(c.incomplete)]
     md += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures] + [""]
     atomic_write_bytes(out / "report.md", "\n".join(md).encode())

@@ -1,4 +1,5 @@
-"""Reading run folders into tidy pandas frames: one row per run, per test episode, per validation."""
+"""Reading run folders into tidy pandas frames (one row per run, per test episode, per
+validation), and choosing among candidate settings on validation only."""
 
 from __future__ import annotations
 
@@ -8,19 +9,28 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.results.runfolder import IncompleteRun, config_digest, run_folders
+from bench.data.tasks import TASKS
+from bench.results.runfolder import IncompleteRun, RunResult, run_folders
 
 
 @dataclass
 class Collected:
-    runs: pd.DataFrame  # one row per complete run
-    episodes: pd.DataFrame  # one row per test episode of a complete run
-    curves: pd.DataFrame  # one row per validation of a complete run
-    incomplete: pd.DataFrame  # run folder, what is missing
+    runs: pd.DataFrame  # one row per complete run of a reported (selected) setting
+    episodes: pd.DataFrame  # one row per test episode of those runs
+    curves: pd.DataFrame  # one row per validation of those runs
+    candidates: pd.DataFrame  # one row per candidate setting where a group had several
+    incomplete: pd.DataFrame  # run folder, why it is not counted
+
+
+CANDIDATE_COLUMNS = ["task", "method", "profile", "tag", "setting", "runs", "validation", "validation_std", "selected"]
 
 
 def collect(results: Path) -> Collected:
-    """Every complete run under ``results``; the others are listed in ``incomplete`` with the reason."""
+    """Every complete run under ``results``; the others are listed in ``incomplete`` with the reason.
+
+    Runs of one task, method, profile and tag whose settings differ are candidates: only the
+    setting with the best mean validation metric over its seeds is reported (``select``).
+    """
     runs, episodes, curves, incomplete = [], [], [], []
     for folder in run_folders(results):
         if not folder.path.is_dir():
@@ -30,40 +40,113 @@ def collect(results: Path) -> Collected:
         except IncompleteRun as exc:
             incomplete.append({"run": folder.name, "missing": str(exc)})
             continue
-        summary, config, metric = result.summary, result.config, result.metric
-        settings = config.get("method_settings", {})
-        info = summary.get("method_info", {})
-        label = f"{summary['method']} ({summary['profile']})"
-        variant = config_digest({k: v for k, v in config.items() if k != "seed"})
-        runs.append({
-            "run": folder.name, "task": summary["task"], "method": summary["method"], "profile": summary["profile"],
-            "label": label, "seed": summary.get("seed"), "metric": metric, "value": summary[metric],
-            "ci95": summary[f"{metric}_ci95"], "episodes": summary["episodes"], "iterations": summary["iterations"],
-            "train_seconds": summary["train_seconds"], "seconds_per_iteration": summary["seconds_per_iteration"],
-            "episodes_per_second": summary["episodes_per_second"], "test_ms_per_episode": summary["test_ms_per_episode"],
-            "peak_mib": summary["peak_memory_bytes"] / 2**20, "peak_kind": summary.get("peak_memory_kind", ""),
-            "device": summary.get("device", ""),
-            "backbone": info.get("backbone") or info.get("architecture") or settings.get("backbone", ""),
-            "batch_norm": settings.get("batch_norm", ""), "variant": variant, "plots": folder.plots_dir,
-        })
+        runs.append(_run_row(result))
+        summary, metric, name = result.summary, result.metric, folder.name
         for r in result.test_rows:
-            episodes.append({"run": folder.name, "task": summary["task"], "label": label, "seed": summary.get("seed"),
-                             "episode": r["episode"], "fingerprint": r["fingerprint"], "value": r[metric]})
+            episodes.append({"run": name, "episode": r["episode"], "fingerprint": r["fingerprint"], "value": r[metric]})
         for v in result.val_rows:
-            curves.append({"run": folder.name, "task": summary["task"], "label": label, "seed": summary.get("seed"),
-                           "iteration": v["iteration"], "train_seconds": v.get("train_seconds", math.nan), "value": v[metric]})
-    runs_df, episodes_df, curves_df = pd.DataFrame(runs), pd.DataFrame(episodes), pd.DataFrame(curves)
-    if not runs_df.empty:
-        _disambiguate(runs_df, episodes_df, curves_df)
-    return Collected(runs_df, episodes_df, curves_df, pd.DataFrame(incomplete, columns=["run", "missing"]))
+            curves.append({"run": name, "iteration": v["iteration"], "train_seconds": v.get("train_seconds", math.nan),
+                           "value": v[metric]})
+    runs_df = pd.DataFrame(runs)
+    incomplete_df = pd.DataFrame(incomplete, columns=["run", "missing"])
+    if runs_df.empty:
+        return Collected(runs_df, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(columns=CANDIDATE_COLUMNS), incomplete_df)
+    runs_df, candidates = select(runs_df)
+    keep = runs_df.set_index("run")
+    frames = []
+    for frame in (pd.DataFrame(episodes), pd.DataFrame(curves)):
+        frame = frame[frame["run"].isin(keep.index)].copy()
+        for column in ("task", "label", "seed"):
+            frame[column] = frame["run"].map(keep[column])
+        frames.append(frame)
+    return Collected(runs_df, frames[0], frames[1], candidates, incomplete_df)
 
 
-def _disambiguate(runs: pd.DataFrame, episodes: pd.DataFrame, curves: pd.DataFrame) -> None:
-    """Runs pool over seeds only when their configs are otherwise equal: where one method and
-    profile has several configs on a task, each label gets its config digest."""
-    counts = runs.groupby(["task", "label"])["variant"].transform("nunique")
-    runs.loc[counts > 1, "label"] = runs["label"] + " " + runs["variant"].str[:6]
-    label_of = runs.set_index("run")["label"]
-    for frame in (episodes, curves):
-        if not frame.empty:
-            frame["label"] = frame["run"].map(label_of)
+def _run_row(result: RunResult) -> dict:
+    summary, config, metric = result.summary, result.config, result.metric
+    settings = config.get("method_settings", {}) if isinstance(config.get("method_settings"), dict) else {}
+    info = summary.get("method_info") or {}
+    model = summary.get("model") or {}
+    budget = summary.get("budget") or {}
+    task = TASKS.get(summary["task"]) if summary["task"] in TASKS else None
+    tag = config.get("tag", "")
+    label = f"{summary['method']} ({summary['profile']}{', ' + tag if tag else ''})"
+    return {
+        "run": result.folder.name, "task": summary["task"], "method": summary["method"], "profile": summary["profile"],
+        "tag": tag, "label": label, "seed": summary.get("seed"), "metric": metric, "value": summary[metric],
+        "ci95": summary[f"{metric}_ci95"], "episodes": summary["episodes"], "iterations": summary["iterations"],
+        "best_val": summary.get("best_val", math.nan),
+        "best_at_last_validation": bool(result.val_rows) and summary.get("best_iteration") == result.val_rows[-1]["iteration"],
+        "budget": _budget(summary, budget),
+        "protocol": summary.get("protocol") or (task.protocol if task else ""),
+        "dataset": task.dataset if task else "", "ways": task.ways if task else 0, "shots": task.shots if task else 0,
+        "train_seconds": summary["train_seconds"], "seconds_per_iteration": summary["seconds_per_iteration"],
+        "episodes_per_second": summary["episodes_per_second"], "test_ms_per_episode": summary["test_ms_per_episode"],
+        "peak_mib": summary["peak_memory_bytes"] / 2**20, "peak_kind": summary.get("peak_memory_kind", ""),
+        "device": summary.get("device", ""),
+        "backbone": info.get("backbone") or info.get("architecture") or settings.get("backbone", ""),
+        "batch_norm": settings.get("batch_norm", ""),
+        "parameters": model.get("parameters", math.nan), "flops_per_query": model.get("flops_per_query", math.nan),
+        # measured by runs since it was recorded; before that, the batch-norm setting of an image network
+        "transductive": model.get("transductive",
+                                  settings.get("batch_norm") == "transductive" and bool(task) and task.kind == "classification"),
+        "config": _flatten({k: v for k, v in config.items() if k != "seed"}), "plots": result.folder.plots_dir,
+    }
+
+
+def _budget(summary: dict, budget: dict) -> str:
+    """What bounded the run's training, in words."""
+    stopped = budget.get("stopped_by", "iterations")
+    if stopped == "budget_seconds":
+        return f"{budget['budget_seconds']:g} s"
+    if stopped == "patience":
+        return f"patience {budget['patience']} ({summary['iterations']} it)"
+    return f"{summary['iterations']} it"
+
+
+def _flatten(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            out.update(_flatten(value, name))
+        else:
+            out[name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def select(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per task, method, profile and tag, the setting with the best mean validation metric.
+
+    A setting is the run's config without its seed, compared on the keys every run of the
+    group records (runs written before a key existed still match). Test results play no part.
+    Returns the runs of the chosen settings, and one row per candidate where there were several.
+    """
+    kept, candidates = [], []
+    for (task, method, profile, tag), group in runs.groupby(["task", "method", "profile", "tag"], sort=True):
+        common = set.intersection(*(set(c) for c in group["config"]))
+        settings = group["config"].map(lambda c: tuple(sorted((k, c[k]) for k in common)))
+        if settings.nunique() == 1:
+            kept.append(group)
+            continue
+        differing = sorted(k for k in common if len({c[k] for c in group["config"]}) > 1)
+        higher_is_better = group["metric"].iloc[0] == "accuracy"
+        scored = []
+        for setting, runs_of in group.groupby(settings, sort=True):
+            values = dict(setting)
+            scored.append({
+                "task": task, "method": method, "profile": profile, "tag": tag,
+                "setting": ", ".join(f"{k}={_text(values[k])}" for k in differing),
+                "runs": len(runs_of), "validation": runs_of["best_val"].mean(),
+                "validation_std": runs_of["best_val"].std(ddof=1) if len(runs_of) > 1 else math.nan, "rows": runs_of,
+            })
+        best = max(scored, key=lambda c: c["validation"] if higher_is_better else -c["validation"])
+        for c in scored:
+            c["selected"] = c is best
+        kept.append(best["rows"])
+        candidates += [{k: v for k, v in c.items() if k != "rows"} for c in scored]
+    return pd.concat(kept, ignore_index=True), pd.DataFrame(candidates, columns=CANDIDATE_COLUMNS)
+
+
+def _text(value) -> str:
+    return "[" + ", ".join(map(str, value)) + "]" if isinstance(value, tuple) else str(value)
