@@ -118,12 +118,12 @@ def run_options(fn):
     return fn
 
 
-def resolve_config(method, task, seed, profile, config_file, assignments, device):
+def resolve_config(method, task, seed, profile, config_file, assignments, device, grid_point=None):
     from bench.config import merge, parse_assignments
     from bench.engine.runconfig import resolve
     from methods import METHODS
 
-    overrides = parse_assignments(assignments)
+    overrides = merge(parse_assignments(assignments), grid_point or {})
     command_line = {k: v for k, v in {"seed": seed, "device": device}.items() if v is not None}
     return resolve(METHODS.get(method), task, profile, config_file, merge(overrides, command_line))
 
@@ -266,11 +266,15 @@ def bench(method, task, impl, chunks, iterations, warmup, repeat, seed, profile,
 @click.option("--methods", "method_names", required=True, help="Comma-separated methods.")
 @click.option("--tasks", "task_names", required=True, help="Comma-separated tasks.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
+@click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2",
+              help="Candidate values of a config key (repeatable: every combination runs); `report` keeps the "
+                   "candidate with the best validation metric.")
 @run_options
 @one_line_errors
-def sweep(method_names, task_names, seeds, seed, profile, config_file, assignments, device, data_root, out) -> None:
-    """Runs a grid of methods x tasks x seeds one at a time; finished runs are skipped, so a
-    stopped sweep carries on where it was."""
+def sweep(method_names, task_names, seeds, grid, seed, profile, config_file, assignments, device, data_root, out) -> None:
+    """Runs a grid of methods x tasks x settings x seeds one at a time; finished runs are skipped,
+    so a stopped sweep carries on where it was."""
+    from bench.config import parse_grid
     from bench.data.storage import resolve_root
     from bench.data.tasks import get_task
     from bench.engine.run import run as run_one
@@ -285,8 +289,9 @@ def sweep(method_names, task_names, seeds, seed, profile, config_file, assignmen
             if get_task(task).kind not in METHODS.get(method).kinds:
                 click.echo(f"skipping {method} on {task}: it does not support {get_task(task).kind} tasks", err=True)
                 continue
-            for s in csv_values(seeds, int):
-                configs.append(resolve_config(method, task, s, profile, config_file, assignments, device))
+            for point in parse_grid(grid):
+                for s in csv_values(seeds, int):
+                    configs.append(resolve_config(method, task, s, profile, config_file, assignments, device, point))
     root = resolve_root(data_root)
     for _, folder, what in run_sweep(configs, lambda c, resume: run_one(c, root, Path(out), resume=resume), Path(out)):
         click.echo(f"{what:9s}" + summary_line(folder))

@@ -122,6 +122,41 @@ def parse_assignments(items: tuple[str, ...] | list[str]) -> dict:
     return out
 
 
+def parse_grid(items: tuple[str, ...] | list[str]) -> list[dict]:
+    """Every combination of ``["method.inner_lr=0.01,0.03", "train.lr=[0.001]"]`` as nested override
+    dicts, in order (the last key varies fastest). A value list is either comma-separated or a
+    YAML list (``method.value_hidden=[[10,10],[40,40]]``, for values that hold commas)."""
+    axes: list[tuple[str, list]] = []
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--grid expects key=value1,value2,..., got '{item}'")
+        key, raw = (part.strip() for part in item.split("=", 1))
+        if raw.startswith("["):
+            try:
+                values = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                raise UserError(f"--grid '{key}': cannot read the list '{raw}'") from None
+        else:
+            values = [v for v in raw.split(",") if v.strip()]
+            values = [parse_assignments([f"{key}={v}"]) for v in values]  # each value parsed as --set parses it
+        if not isinstance(values, list) or not values:
+            raise UserError(f"--grid '{key}' needs at least one value")
+        if any(key == k for k, _ in axes):
+            raise UserError(f"--grid sets '{key}' twice")
+        axes.append((key, [v if isinstance(v, dict) else _nested(key, v) for v in values]))
+    combos: list[dict] = [{}]
+    for _, options in axes:
+        combos = [merge(combo, option) for combo in combos for option in options]
+    return combos
+
+
+def _nested(key: str, value: Any) -> dict:
+    out: Any = value
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return out
+
+
 def load_yaml(path: str | Path) -> dict:
     """Reads a YAML mapping; a missing file or bad YAML is a one-line UserError."""
     path = Path(path)

@@ -74,3 +74,18 @@ def test_resolve_errors():
         resolve("protonet", "omniglot-5w1s", "quick", None, {"train": {"iterations": 0}})
     with pytest.raises(UserError, match="unknown config key 'method.bakbone'"):
         resolve("protonet", "omniglot-5w1s", "quick", None, {"method": {"bakbone": "x"}})
+
+
+def test_parse_grid_gives_every_combination_in_order():
+    from bench.config import parse_grid
+
+    assert parse_grid(["method.inner_lr=0.01,0.1", "method.value_hidden=[[10, 10], [40]]"]) == [
+        {"method": {"inner_lr": 0.01, "value_hidden": [10, 10]}}, {"method": {"inner_lr": 0.01, "value_hidden": [40]}},
+        {"method": {"inner_lr": 0.1, "value_hidden": [10, 10]}}, {"method": {"inner_lr": 0.1, "value_hidden": [40]}},
+    ]
+    assert parse_grid([]) == [{}]
+    for bad, message in (("method.inner_lr", "expects key=value"), ("x=[1,", "cannot read the list"), ("a=,", "at least one")):
+        with pytest.raises(UserError, match=message):
+            parse_grid([bad])
+    with pytest.raises(UserError, match="sets 'a' twice"):
+        parse_grid(["a=1", "a=2"])

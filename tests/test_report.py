@@ -161,3 +161,17 @@ def test_sweep_skips_finished_runs_and_resumes(tmp_path, data_root):
         (runs[0] / name).unlink()
     fresh = invoke(*args)
     assert fresh.output.count("ran ") == 1 and len(list((tmp_path / "runs").iterdir())) == 3
+
+
+def test_a_swept_grid_is_reported_by_its_validation_choice(tmp_path):
+    args = ["sweep", "--methods", "maml", "--tasks", "sinusoid-5s", "--seeds", "0,1", "--profile", "smoke",
+            "--grid", "method.inner_lr=0.001,0.01", "--set", "eval.episodes=4", "--out", tmp_path]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ran ") == 4
+    c = collect(tmp_path)
+    assert list(c.candidates["setting"]) == ["method.inner_lr=0.001", "method.inner_lr=0.01"]
+    best = c.candidates.loc[c.candidates["validation"].idxmin()]  # MSE: lower is better
+    assert best["selected"] and c.candidates["selected"].sum() == 1
+    again = invoke(*args)
+    assert again.output.count("finished ") == 4

@@ -105,8 +105,10 @@ def _budget(summary: dict, budget: dict) -> str:
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:
+    """Dotted keys as on the command line (``method.inner_lr``, ``train.lr``)."""
     out = {}
     for key, value in config.items():
+        key = "method" if key == "method_settings" and not prefix else key
         name = f"{prefix}.{key}" if prefix else key
         if isinstance(value, dict):
             out.update(_flatten(value, name))
