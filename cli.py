@@ -170,6 +170,8 @@ def run(method, task, resume_dir, deterministic, tensorboard, seed, profile, con
 
 def summary_line(folder) -> str:
     s = folder.summary()
+    if s is None:
+        return f"no valid summary in {folder.path}"
     key = s["metric"]
     return (
         f"{s['method']} on {s['task']}: test {key} {s[key]:.4f} +- {s[key + '_ci95']:.4f} over {s['episodes']} "

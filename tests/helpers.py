@@ -44,7 +44,8 @@ def fake_run(results: Path, method: str, seed: int, values: list[float], task: s
     config = resolve(method, task, "smoke", None, {**(overrides or {}), "seed": seed})
     metric = "accuracy" if config.task_spec.kind == "classification" else "mse"
     folder = RunFolder.create(results, config.to_dict())
-    folder.start(config.to_dict(), {"device": "cpu"})
+    folder.write_config(config.to_dict())
+    folder.write_environment({"device": "cpu"})
     folder.write_curves([{"iteration": 1, "loss": 1.0, metric: 0.5, "seconds": 0.1}],
                         [{"iteration": 1, metric: best_val - 0.1, "train_seconds": 2.0},
                          {"iteration": 2, metric: best_val, "train_seconds": 4.0}])

@@ -12,9 +12,10 @@ import pytest
 from helpers import fake_run, invoke, one_line_error, the_run
 
 REPO = Path(__file__).resolve().parent.parent
+ITERATIONS = 100
 SETTINGS = ["--method", "protonet", "--task", "omniglot-5w1s", "--profile", "smoke", "--seed", "3",
-            "--set", "train.iterations=300", "--set", "train.checkpoint_every=10", "--set", "train.val_every=100",
-            "--set", "eval.episodes=6"]
+            "--set", f"train.iterations={ITERATIONS}", "--set", "train.checkpoint_every=10", "--set", "train.val_every=50",
+            "--set", "train.val_episodes=150", "--set", "eval.episodes=200"]
 
 
 def episodes(run_dir: Path) -> list[dict]:
@@ -37,38 +38,70 @@ def start_run(out: Path, data_root: Path) -> subprocess.Popen:
     )
 
 
-def wait_for_checkpoint(out: Path, proc: subprocess.Popen, timeout: float = 120) -> Path:
+def status(out: Path) -> tuple[Path | None, dict]:
+    for path in (out / "runs").glob("*/status.json") if (out / "runs").exists() else []:
+        try:
+            return path.parent, json.loads(path.read_text())
+        except ValueError:
+            pass  # never half-written (atomic), but the glob may race the rename
+    return None, {}
+
+
+def wait_for(out: Path, proc: subprocess.Popen, ready, timeout: float = 300) -> Path:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        states = list((out / "runs").glob("*/state.pt")) if (out / "runs").exists() else []
-        if states:
-            return states[0].parent
+        run_dir, state = status(out)
+        if run_dir is not None and ready(run_dir, state):
+            return run_dir
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    raise AssertionError("no checkpoint appeared")
+        time.sleep(0.02)
+    raise AssertionError("the run never reached the awaited moment")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_killed_run_resumes_to_identical_episode_results(sig, reference, tmp_path, data_root):
+MOMENTS = {
+    "loading data": lambda run_dir, s: s.get("phase") == "loading data",
+    "training": lambda run_dir, s: (run_dir / "state.pt").exists() and s.get("phase") == "training",
+    "validating": lambda run_dir, s: s.get("phase") == "validating",
+    "testing": lambda run_dir, s: s.get("phase") == "testing",
+}
+
+
+@pytest.mark.parametrize("phase", list(MOMENTS))
+def test_sigterm_in_every_phase_exits_4_and_resumes_to_identical_results(phase, reference, tmp_path, data_root):
     proc = start_run(tmp_path, data_root)
-    run_dir = wait_for_checkpoint(tmp_path, proc)
-    proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=120)
-    assert not (run_dir / "summary.json").exists(), "the run finished before it could be interrupted"
-    if sig == signal.SIGTERM:
-        assert proc.returncode == 4
-        last = [line for line in stderr.splitlines() if line.startswith("error:")]
-        assert len(last) == 1 and "interrupted by SIGTERM at iteration" in last[0] and "--resume" in last[0]
-        assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
-    else:
-        assert proc.returncode == -signal.SIGKILL
+    run_dir = wait_for(tmp_path, proc, MOMENTS[phase])
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 4, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"interrupted by SIGTERM while {phase}" in errors[0] and "--resume" in errors[0], stderr
+    assert "Traceback" not in stderr
+    written = json.loads((run_dir / "status.json").read_text())
+    assert written["status"] == "interrupted" and written["phase"] == phase
+    assert not (run_dir / "summary.json").exists()
     result = invoke("run", "--resume", run_dir, "--data-root", data_root)
     assert result.exit_code == 0, result.output
     assert episodes(run_dir) == episodes(reference)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["resumed"] and summary["iterations"] == 300
+    assert summary["resumed"] and summary["iterations"] == ITERATIONS
     train = [json.loads(line) for line in (run_dir / "train.jsonl").read_text().splitlines()]
-    assert [r["iteration"] for r in train] == list(range(1, 301))
+    assert [r["iteration"] for r in train] == list(range(1, ITERATIONS + 1))
+
+
+def test_sigkill_leaves_a_status_that_names_the_last_checkpoint(reference, tmp_path, data_root):
+    proc = start_run(tmp_path, data_root)
+    run_dir = wait_for(tmp_path, proc, lambda d, s: s.get("phase") == "training" and s.get("iteration", 0) >= 20)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    written = json.loads((run_dir / "status.json").read_text())
+    import torch
+
+    state = torch.load(run_dir / "state.pt", weights_only=True)
+    checkpointed = state["trainer"]["iteration"]  # a kill between the two writes leaves status one checkpoint behind
+    assert written["status"] == "running" and checkpointed - 10 <= written["iteration"] <= checkpointed and checkpointed >= 20
+    result = invoke("run", "--resume", run_dir, "--data-root", data_root)
+    assert result.exit_code == 0, result.output
+    assert episodes(run_dir) == episodes(reference)
 
 
 def test_same_seed_gives_identical_files_apart_from_timings(reference, tmp_path, data_root):
@@ -91,11 +124,18 @@ def test_resume_errors(tmp_path):
     one_line_error(invoke("run", "--resume", tmp_path), 2, "not a run folder")
     one_line_error(invoke("run", "--resume", finished, "--method", "maml"), 2, "its own config")
     interrupted = fake_run(tmp_path / "b", "protonet", 0, [1.0], complete=False)
-    one_line_error(invoke("run", "--resume", interrupted.path), 2, "has no state.pt to resume from")
-    interrupted.save_state({"trainer": {}}, "maml")
+    interrupted.save_state({"trainer": {}, "best_value": None, "best_iteration": 0, "train_seconds": 0.0}, "maml")
     one_line_error(invoke("run", "--resume", interrupted.path), 2, "not written for method 'protonet'")
+    interrupted.save_state({"trainer": {}}, "protonet")
+    one_line_error(invoke("run", "--resume", interrupted.path), 2, "it lacks best_value, best_iteration, train_seconds")
+    interrupted.save_state({"trainer": {}, "best_value": None, "best_iteration": 0, "train_seconds": 0.0}, "protonet")
+    one_line_error(invoke("run", "--resume", interrupted.path), 2, "its state records no iteration")
     (interrupted.path / "state.pt").write_bytes(b"not a checkpoint")
     one_line_error(invoke("run", "--resume", interrupted.path), 2, "cannot resume from")
+    before = {p.name: p.read_bytes() for p in interrupted.path.iterdir()}
+    (interrupted.path / "state.pt").unlink()  # interrupted before its first checkpoint: it starts again, here
+    one_line_error(invoke("run", "--resume", interrupted.path, "--data-root", tmp_path), 3, "Omniglot not found")
+    assert interrupted.path.is_dir() and (interrupted.path / "config.json").read_bytes() == before["config.json"]
 
 
 APPENDER = """
@@ -136,7 +176,7 @@ def test_bad_inputs_leave_existing_results_byte_identical(reference, tmp_path, d
     assert snapshot(out) == before
 
 
-def test_nan_loss_stops_with_the_iteration_and_keeps_checkpoints(tmp_path, data_root):
+def test_nan_loss_stops_with_the_iteration_and_keeps_checkpoints(tmp_path):
     result = invoke("run", "--method", "maml", "--task", "sinusoid-5s", "--profile", "smoke",
                     "--set", "method.inner_lr=1e30", "--set", "train.iterations=5", "--set", "train.val_every=1",
                     "--out", tmp_path)

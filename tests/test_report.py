@@ -175,3 +175,13 @@ def test_a_swept_grid_is_reported_by_its_validation_choice(tmp_path):
     assert best["selected"] and c.candidates["selected"].sum() == 1
     again = invoke(*args)
     assert again.output.count("finished ") == 4
+
+
+def test_a_diverged_candidate_is_complete_but_never_selected(tmp_path):
+    fake_run(tmp_path, "maml", 0, [0.4, 0.5], task="sinusoid-5s", overrides={"method": {"inner_lr": 0.01}}, best_val=0.5)
+    diverged = fake_run(tmp_path, "maml", 0, [float("nan")] * 2, task="sinusoid-5s",
+                        overrides={"method": {"inner_lr": 0.1}}, best_val=float("nan"))
+    assert diverged.is_complete()
+    c = collect(tmp_path)
+    assert list(c.candidates["selected"]) == [True, False]
+    assert list(c.runs["value"]) == [0.45]

@@ -26,9 +26,11 @@ class ClassificationSource:
     Args:
         images: uint8 [C, P, H, W] or [C, P, H, W, 3]: P samples for each of C classes.
         class_names: C names, recorded with every episode.
+        identity: what runs record about the data (a digest of the files, where known).
     """
 
-    def __init__(self, images: torch.Tensor, class_names: list[str]):
+    def __init__(self, images: torch.Tensor, class_names: list[str], identity: dict | None = None):
+        self.identity = identity or {}
         self.images = images
         self.class_names = list(class_names)
         self.per_class = images.shape[1]

@@ -59,7 +59,9 @@ def fingerprint(*parts: object) -> str:
 
 
 class EpisodeSource(Protocol):
-    """Makes episodes of one dataset split."""
+    """Makes episodes of one dataset split; ``identity`` says which data (recorded with runs)."""
+
+    identity: dict
 
     def check(self, ways: int, shots: int, queries: int, what: str) -> None:
         """Raises a UserError when episodes of this shape cannot be drawn."""

@@ -207,4 +207,6 @@ def load_split(root: Path, split: str, size: int = IMAGE_SIZE, progress: bool = 
 def ravi_sources(root: Path, size: int) -> dict[str, ClassificationSource]:
     """The train/val/test sources of the Ravi split; each sees only its own classes."""
     splits = {split: load_split(root, split, size) for split in SPLITS}
-    return {split: ClassificationSource(s.images, list(s.classes)) for split, s in splits.items()}
+    identity = {"dataset": "miniimagenet", "classes_sha256": hashlib.sha256(
+        repr([(split, s.classes, tuple(s.images.shape)) for split, s in splits.items()]).encode()).hexdigest()}
+    return {split: ClassificationSource(s.images, list(s.classes), identity) for split, s in splits.items()}

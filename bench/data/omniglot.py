@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import re
+import zlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,10 +52,18 @@ class Omniglot:
     Attributes:
         images: uint8 [1623, 20, S, S], strokes high (255), background 0.
         characters: ``"Alphabet/characterNN"`` for each row of ``images``.
+        manifest_sha256: sha256 of the files' ``sha256sum``-style manifest: which images these are.
     """
 
     images: torch.Tensor
     characters: tuple[str, ...]
+    manifest_sha256: str
+
+    @property
+    def identity(self) -> dict:
+        """What a run records about its data: the digest, and whether it is the official set."""
+        return {"dataset": "omniglot", "manifest_sha256": self.manifest_sha256,
+                "official": self.manifest_sha256 == OMNIGLOT_MANIFEST_SHA256}
 
 
 class _Source:
@@ -79,14 +89,17 @@ class _Source:
             if self.kind[name] == "dir":
                 base = self.root / name
                 for path in base.glob("*/*/*.png"):
-                    out.append((path.relative_to(self.root).as_posix(), path.read_bytes()))
+                    try:
+                        out.append((path.relative_to(self.root).as_posix(), path.read_bytes()))
+                    except OSError as exc:
+                        raise DataError(f"cannot read {path}: {exc.strerror}") from None
             else:
                 try:
                     with zipfile.ZipFile(self.root / f"{name}.zip") as zf:
                         for info in zf.infolist():
                             if info.filename.endswith(".png") and "__MACOSX" not in info.filename:
                                 out.append((info.filename, zf.read(info)))
-                except (zipfile.BadZipFile, OSError) as exc:
+                except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
                     raise DataError(f"cannot read {self.root / f'{name}.zip'}: {exc}") from None
         out.sort(key=lambda item: item[0].encode())
         return out
@@ -138,12 +151,26 @@ def ensure_omniglot(root: Path, download: bool = True) -> _Source:
 
 
 def _decode(path: str, data: bytes, size: int) -> np.ndarray:
+    if not data:
+        raise DataError(f"corrupt image {path}: the file is empty")
     try:
         with Image.open(io.BytesIO(data)) as img:
             img = img.convert("L").resize((size, size), Image.LANCZOS)
     except Exception as exc:  # PIL raises many types for a broken file
-        raise DataError(f"corrupt image {path}: {exc}") from None
+        reason = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "(its bytes)", str(exc)) or type(exc).__name__
+        raise DataError(f"corrupt image {path}: {reason}") from None
     return 255 - np.asarray(img, dtype=np.uint8)
+
+
+def _drawer(path: str) -> int:
+    """0-based drawer of ``<alphabet>/<character>/<id>_<drawer>.png`` (drawers 01 to 20)."""
+    try:
+        drawer = int(Path(path).stem.rsplit("_", 1)[1]) - 1
+    except (IndexError, ValueError):
+        drawer = -1
+    if not 0 <= drawer < N_DRAWERS:
+        raise DataError(f"unexpected Omniglot file name {path} (expected <id>_<drawer 01-20>.png)")
+    return drawer
 
 
 def load_omniglot(root: Path, size: int = 28, download: bool = True) -> Omniglot:
@@ -156,22 +183,17 @@ def load_omniglot(root: Path, size: int = 28, download: bool = True) -> Omniglot
             f"Omniglot under {source.root} is incomplete: {len(files)} images of "
             f"{len(characters)} characters, expected {N_CHARACTERS * N_DRAWERS} of {N_CHARACTERS}"
         )
-    digest = hashlib.sha256()
-    for path, data in files:
-        digest.update(path.encode() + b"\0" + hashlib.sha256(data).digest())
-    cache = cache_dir() / f"omniglot-{size}px-v{PREPROCESS_VERSION}-{digest.hexdigest()[:20]}.pt"
+    digest = hashlib.sha256(manifest(files).encode()).hexdigest()
+    cache = cache_dir() / f"omniglot-{size}px-v{PREPROCESS_VERSION}-{digest[:20]}.pt"
     blob = read_cache(cache)
     if blob is not None and {"images", "characters"} <= set(blob):
-        return Omniglot(blob["images"], tuple(blob["characters"]))
+        return Omniglot(blob["images"], tuple(blob["characters"]), digest)
     index = {name: i for i, name in enumerate(characters)}
     images = np.zeros((N_CHARACTERS, N_DRAWERS, size, size), dtype=np.uint8)
     for path, data in files:
         character = path.split("/", 1)[1].rsplit("/", 1)[0]
-        drawer = int(Path(path).stem.rsplit("_", 1)[1]) - 1
-        if not 0 <= drawer < N_DRAWERS:
-            raise DataError(f"unexpected Omniglot file name {path}")
-        images[index[character], drawer] = _decode(path, data, size)
-    result = Omniglot(torch.from_numpy(images), tuple(characters))
+        images[index[character], _drawer(path)] = _decode(path, data, size)
+    result = Omniglot(torch.from_numpy(images), tuple(characters), digest)
     write_cache(cache, {"images": result.images, "characters": list(characters)})
     return result
 
@@ -188,10 +210,17 @@ def load_split(root: Path, split: str, download: bool = True) -> list[str]:
             raise DataError(f"Vinyals split file missing: {path} ({exc})") from None
         except OSError as exc:
             raise DataError(f"cannot write {path}: {exc.strerror}") from None
-    text = path.read_text()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from None
     expected = SPLIT_SHA256.get(split)
-    if expected and hashlib.sha256(text.encode()).hexdigest() != expected:
+    if expected and hashlib.sha256(raw).hexdigest() != expected:
         raise DataError(f"split file {path} does not match its checksum")
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise DataError(f"split file {path} is not text") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -223,7 +252,12 @@ def verify(root: Path) -> Verification:
     listed = base / "MANIFEST.sha256"
     if files and listed.is_file():
         expected = {}
-        for line in listed.read_text().splitlines():
+        try:
+            lines = listed.read_bytes().decode().splitlines()
+        except (OSError, UnicodeDecodeError):
+            lines = []
+            corrupt.append(f"{listed} (not a readable sha256sum manifest)")
+        for line in lines:
             digest, _, path = line.partition("  ")
             expected[path] = digest
         for path, digest in expected.items():
@@ -251,7 +285,7 @@ def omniglot_split(omniglot, class_lines: list[str]) -> ClassificationSource:
     index = {name: i for i, name in enumerate(omniglot.characters)}
     chars, rots = [], []
     for line in class_lines:
-        character, rot = line.rsplit("/", 1)
+        character, _, rot = line.rpartition("/")
         if character not in index or rot not in ("rot000", "rot090", "rot180", "rot270"):
             raise UserError(f"split names an unknown class '{line}'")
         chars.append(index[character])
@@ -262,7 +296,7 @@ def omniglot_split(omniglot, class_lines: list[str]) -> ClassificationSource:
     for k in range(4):
         sel = rots_t == k
         images[sel] = torch.rot90(base[sel], k, dims=(-2, -1))
-    return ClassificationSource(images, class_lines)
+    return ClassificationSource(images, class_lines, omniglot.identity)
 
 
 SPLITS = ("train", "val", "test")
@@ -298,6 +332,6 @@ def finn_sources(root: Path, size: int) -> dict[str, RandomRotationSource]:
     omniglot = load_omniglot(root, size)
     index = {name: i for i, name in enumerate(omniglot.characters)}
     return {
-        split: RandomRotationSource(omniglot.images[torch.tensor([index[c] for c in names])], names)
+        split: RandomRotationSource(omniglot.images[torch.tensor([index[c] for c in names])], names, omniglot.identity)
         for split, names in finn_split(omniglot.characters).items()
     }

@@ -19,6 +19,7 @@ class SinusoidSource:
     the classification episodes, so seeds behave identically.
     """
 
+    identity = {"dataset": "sinusoid", "generated": True}
     amplitude = (0.1, 5.0)
     phase = (0.0, math.pi)
     x_range = (-5.0, 5.0)

@@ -8,6 +8,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 from tqdm import tqdm
 
@@ -20,26 +21,54 @@ from bench.engine.runconfig import RunConfig
 from bench.engine.setup import load_weights, set_up
 from bench.engine.tensorboard import TensorBoardMirror
 from bench.engine.train import Trainer, improves
-from bench.errors import RunFailed
+from bench.errors import RunFailed, UserError
 from bench.results.runfolder import RunFolder
 
 
-class StopRequests:
-    """Turns SIGINT and SIGTERM into a flag checked between iterations, so a run can finish
-    the iteration in progress and checkpoint before it exits."""
+class Interrupted(Exception):
+    """A SIGINT or SIGTERM outside the training loop."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class Signals:
+    """SIGINT and SIGTERM during a run. Inside ``deferred()`` (the training loop, and writing the
+    final files) they only set ``received``, checked between iterations, so the iteration in
+    progress finishes and is checkpointed; anywhere else they raise ``Interrupted`` at once.
+    Either way the run ends as ``interrupted``, resumable from its last checkpoint."""
 
     def __init__(self):
-        self.signal: int | None = None
+        self.received: int | None = None
+        self._deferred = False
+        self._raised = False  # once: a second signal must not interrupt the handling of the first
         self._previous: dict[int, object] = {}
 
-    def __enter__(self) -> "StopRequests":
+    def __enter__(self) -> "Signals":
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
-        self.signal = signum
+        self.received = signum
+        if not self._deferred:
+            self.interrupt()
+
+    def interrupt(self) -> None:
+        """Raises ``Interrupted`` for the signal received (deferred ones included), once."""
+        if self.received is not None and not self._raised:
+            self._raised = True
+            raise Interrupted(self.received)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._deferred = True
+        try:
+            yield
+        finally:
+            self._deferred = False
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
@@ -52,134 +81,203 @@ def run(
 ) -> RunFolder:
     """Trains, validates and tests one run; returns its folder under ``out/runs``.
 
-    With ``resume``, continues the run in that folder from its last state checkpoint; with
-    ``tensorboard``, mirrors the curves into the run folder.
+    With ``resume``, continues the run in that folder from its last state checkpoint (or from
+    the start, where none was written); with ``tensorboard``, mirrors the curves into the run
+    folder. SIGINT or SIGTERM in any phase ends the run as ``interrupted`` (``RunFailed``, exit 4).
     """
-    wall_start = time.perf_counter()
     if resume is None:
+        RunFolder.check_results(out)  # an index that cannot be appended fails now, not after training
         # The folder first: an unwritable --out fails before any data is read.
         folder = RunFolder.create(out, config.to_dict())
-        try:
-            setup = set_up(config, data_root)
-        except BaseException:
-            folder.discard()  # bad data or impossible episodes: nothing worth keeping
-            raise
-        folder.start(config.to_dict(), environment(setup.device))
-        trainer = Trainer(setup)
-        train_rows, val_rows = [], []
-        best_value, best_iteration, train_seconds = None, 0, 0.0
+        folder.write_config(config.to_dict())
     else:
         folder = resume
-        state = folder.load_state(config.method)
-        setup = set_up(config, data_root)
-        trainer = Trainer(setup)
-        trainer.load_state_dict(state["trainer"])
-        train_rows, val_rows = folder.train_rows(trainer.iteration), folder.val_rows(trainer.iteration)
-        best_value, best_iteration, train_seconds = state["best_value"], state["best_iteration"], state["train_seconds"]
-    settings, task, method, device = config.settings, setup.task, setup.method, setup.device
-    folder.write_status("running", trainer.iteration)
-    memory = trainer.memory_estimate()
-    if progress:
-        tqdm.write(memory.describe())
-    reset_peak_memory(device)
-    baseline = current_memory_bytes(device)
+    session = RunSession(config, folder, progress, tensorboard)
+    with Signals() as signals:
+        try:
+            session.prepare(data_root, fresh=resume is None)
+            session.train(signals)
+            signals.interrupt()  # one that arrived after the last iteration's check
+            session.test()
+            with signals.deferred():  # the final files are written whole or not at all
+                session.finish()
+        except Interrupted as exc:
+            folder.write_status("interrupted", session.checkpointed, phase=session.phase)
+            raise RunFailed(
+                f"interrupted by {exc} while {session.phase} (resumable from iteration {session.checkpointed}); "
+                f"continue with: cli.py run --resume {folder.path}"
+            ) from None
+    return folder
 
-    def checkpoint() -> None:
-        folder.write_curves(train_rows, val_rows)
-        folder.save_state(
-            {"trainer": trainer.state_dict(), "best_value": best_value, "best_iteration": best_iteration,
-             "train_seconds": train_seconds},
-            config.method,
+
+class RunSession:
+    """The state of one run between its phases: preparing, training, testing, writing the summary."""
+
+    def __init__(self, config: RunConfig, folder: RunFolder, progress: bool, tensorboard: bool):
+        self.config, self.folder, self.progress, self.tensorboard = config, folder, progress, tensorboard
+        self.phase = "loading data"
+        self.checkpointed = 0  # the iteration a resume would continue from
+        self.wall_start = time.perf_counter()
+        self.train_rows: list[dict] = []
+        self.val_rows: list[dict] = []
+        self.best_value: float | None = None
+        self.best_iteration = 0
+        self.train_seconds = 0.0
+        self.stopped_by: str | None = None
+
+    def prepare(self, data_root: Path, fresh: bool) -> None:
+        config, folder = self.config, self.folder
+        state = folder.load_state(config.method) if folder.has_state() else None  # a broken state fails first
+        if state is not None:
+            try:
+                self.checkpointed = int(state["trainer"]["iteration"])
+            except (KeyError, TypeError, ValueError):
+                raise UserError(f"cannot resume from {folder.path}: its state records no iteration") from None
+        self.enter("loading data")
+        try:
+            self.setup = set_up(config, data_root)
+        except UserError:
+            if fresh:
+                folder.discard()  # bad data or impossible episodes: nothing worth keeping
+            raise
+        data = self.setup.sources["test"].identity
+        if fresh or not folder.has_environment():
+            folder.write_environment({**environment(self.setup.device), "data": data})
+        if data.get("official") is False and self.progress:
+            tqdm.write(f"note: the {data['dataset']} files differ from the official set (manifest sha256 "
+                       f"{data['manifest_sha256'][:12]}...); results are not comparable with published ones")
+        self.trainer = trainer = Trainer(self.setup)
+        if state is not None:
+            try:
+                trainer.load_state_dict(state["trainer"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise UserError(f"cannot resume from {folder.path}: its state does not fit this run ({str(exc)[:120]})") from None
+            self.train_rows, self.val_rows = folder.train_rows(trainer.iteration), folder.val_rows(trainer.iteration)
+            self.best_value, self.best_iteration = state["best_value"], state["best_iteration"]
+            self.train_seconds = state["train_seconds"]
+        self.resumed = not fresh
+        self.enter("preparing")
+        self.memory = trainer.memory_estimate()
+        if self.progress:
+            tqdm.write(self.memory.describe())
+        reset_peak_memory(self.setup.device)
+        self.baseline = current_memory_bytes(self.setup.device)
+
+    def enter(self, phase: str) -> None:
+        """Records the phase in the run status, with the iteration a resume would continue from."""
+        self.phase = phase
+        self.folder.write_status("running", self.checkpointed, phase=phase)
+
+    def checkpoint(self) -> None:
+        self.folder.write_curves(self.train_rows, self.val_rows)
+        self.folder.save_state(
+            {"trainer": self.trainer.state_dict(), "best_value": self.best_value, "best_iteration": self.best_iteration,
+             "train_seconds": self.train_seconds},
+            self.config.method,
         )
-        folder.write_status("running", trainer.iteration)
+        self.checkpointed = self.trainer.iteration
+        self.folder.write_status("running", self.trainer.iteration, phase=self.phase)
 
-    key = primary_metric(task.kind)
-    train = settings.train
-
-    def stop_reason() -> str | None:
+    def stop_reason(self) -> str | None:
         """Why training ends now (``iterations``, ``budget_seconds`` or ``patience``), or None."""
-        if trainer.iteration >= train.iterations:
+        train = self.config.settings.train
+        if self.trainer.iteration >= train.iterations:
             return "iterations"
-        if train.budget_seconds and train_seconds >= train.budget_seconds:
+        if train.budget_seconds and self.train_seconds >= train.budget_seconds:
             return "budget_seconds"
-        if train.patience and sum(v["iteration"] > best_iteration for v in val_rows) >= train.patience:
+        if train.patience and sum(v["iteration"] > self.best_iteration for v in self.val_rows) >= train.patience:
             return "patience"
         return None
-    bar = tqdm(total=train.iterations, initial=trainer.iteration, desc=f"{config.method} {config.task}",
-               disable=not progress, dynamic_ncols=True)
-    mirror = TensorBoardMirror(folder.tensorboard_dir, trainer.iteration) if tensorboard else None
-    with bar, StopRequests() as stop, contextlib.closing(mirror) if mirror else contextlib.nullcontext():
-        while (stopped_by := stop_reason()) is None:
-            try:
-                row = trainer.step()
-            except RunFailed as exc:
-                folder.write_status("failed", trainer.iteration, reason=str(exc))
-                kept = f"the last good checkpoints are in {folder.path}" if folder.has_state() else "no checkpoint had been written yet"
-                raise RunFailed(f"{exc}; {kept}") from None
-            train_seconds += row["seconds"]
-            train_rows.append(row)
-            if mirror:
-                mirror.train(row)
-            bar.update(1)
-            if trainer.iteration % train.log_every == 0 or trainer.iteration == train.iterations:
-                recent = train_rows[-train.log_every :]
-                bar.set_postfix(
-                    {"loss": f"{sum(r['loss'] for r in recent) / len(recent):.3f}",
-                     key[:3]: f"{sum(r[key] for r in recent) / len(recent):.3f}"}
-                )
-            validated = trainer.iteration % train.val_every == 0 or stop_reason() is not None  # the last one too
-            if validated:
-                val = trainer.validate()
-                val["train_seconds"] = train_seconds
-                val_rows.append(val)
-                if mirror:
-                    mirror.validation(val)
-                if improves(val[key], best_value, task.kind):
-                    best_value, best_iteration = val[key], trainer.iteration
-                    folder.save_best(method.state_dict(), config.method, config.task, trainer.iteration)
-                bar.write(f"  iteration {trainer.iteration}: validation {key} {val[key]:.4f} (best {best_value:.4f})")
-            if validated or stop.signal is not None or (train.checkpoint_every and trainer.iteration % train.checkpoint_every == 0):
-                checkpoint()
-            if stop.signal is not None:
-                folder.write_status("interrupted", trainer.iteration)
-                raise RunFailed(
-                    f"interrupted by {signal.Signals(stop.signal).name} at iteration {trainer.iteration}; "
-                    f"continue with: cli.py run --resume {folder.path}"
-                )
 
-    train_peak = peak_memory_bytes(device)
-    load_weights(method, folder.load_best(config.method), folder)
-    rows, test_seconds = evaluate_test_split(setup, settings.eval.episodes or task.test_episodes)
-    cost = model_cost(method, first_test_episode(setup))
-    seconds_per_iteration = train_seconds / max(len(train_rows), 1)
-    summary = {
-        "method": config.method,
-        "task": config.task,
-        "profile": config.profile,
-        "protocol": task.protocol,
-        "tag": settings.tag,
-        "seed": settings.seed,
-        "run": folder.name,
-        **summarise(rows, task.kind),
-        "method_info": method.info(),
-        "model": cost,
-        "best_iteration": best_iteration,
-        "best_val": best_value,
-        "iterations": trainer.iteration,
-        "budget": {"iterations": train.iterations, "budget_seconds": train.budget_seconds, "patience": train.patience,
-                   "stopped_by": stopped_by, "best_at_last_validation": best_iteration == val_rows[-1]["iteration"]},
-        "train_seconds": train_seconds,
-        "seconds_per_iteration": seconds_per_iteration,
-        "episodes_per_second": settings.train.meta_batch / seconds_per_iteration,
-        "test_ms_per_episode": 1000 * test_seconds / max(len(rows), 1),
-        "wall_seconds": time.perf_counter() - wall_start,
-        "peak_memory_bytes": max(train_peak, peak_memory_bytes(device)),
-        "peak_memory_kind": peak_memory_kind(device),
-        "memory": {**memory.to_dict(), "baseline_bytes": baseline, "measured_training_bytes": train_peak - baseline},
-        "device": device_name(device),
-        "resumed": resume is not None,
-        "status": "complete",
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    folder.finish(rows, summary)
-    return folder
+    def train(self, signals: Signals) -> None:
+        config, folder, trainer = self.config, self.folder, self.trainer
+        train, task = config.settings.train, self.setup.task
+        key = primary_metric(task.kind)
+        self.enter("training")
+        bar = tqdm(total=train.iterations, initial=trainer.iteration, desc=f"{config.method} {config.task}",
+                   disable=not self.progress, dynamic_ncols=True)
+        mirror = TensorBoardMirror(folder.tensorboard_dir, trainer.iteration) if self.tensorboard else None
+        with bar, signals.deferred(), contextlib.closing(mirror) if mirror else contextlib.nullcontext():
+            while (stopped_by := self.stop_reason()) is None:
+                self.phase = "training"
+                try:
+                    row = trainer.step()
+                except RunFailed as exc:
+                    folder.write_status("failed", trainer.iteration, reason=str(exc))
+                    kept = f"the last good checkpoints are in {folder.path}" if folder.has_state() else "no checkpoint had been written yet"
+                    raise RunFailed(f"{exc}; {kept}") from None
+                self.train_seconds += row["seconds"]
+                self.train_rows.append(row)
+                if mirror:
+                    mirror.train(row)
+                bar.update(1)
+                if trainer.iteration % train.log_every == 0 or trainer.iteration == train.iterations:
+                    recent = self.train_rows[-train.log_every :]
+                    bar.set_postfix(
+                        {"loss": f"{sum(r['loss'] for r in recent) / len(recent):.3f}",
+                         key[:3]: f"{sum(r[key] for r in recent) / len(recent):.3f}"}
+                    )
+                validated = trainer.iteration % train.val_every == 0 or self.stop_reason() is not None  # the last one too
+                if validated:
+                    self.enter("validating")  # back to training at the next iteration
+                    val = trainer.validate()
+                    val["train_seconds"] = self.train_seconds
+                    self.val_rows.append(val)
+                    if mirror:
+                        mirror.validation(val)
+                    if improves(val[key], self.best_value, task.kind):
+                        self.best_value, self.best_iteration = val[key], trainer.iteration
+                        folder.save_best(self.setup.method.state_dict(), config.method, config.task, trainer.iteration)
+                    bar.write(f"  iteration {trainer.iteration}: validation {key} {val[key]:.4f} (best {self.best_value:.4f})")
+                if validated or signals.received is not None or (
+                    train.checkpoint_every and trainer.iteration % train.checkpoint_every == 0
+                ):
+                    self.checkpoint()
+                signals.interrupt()
+        self.stopped_by = stopped_by
+        self.train_peak = peak_memory_bytes(self.setup.device)
+
+    def test(self) -> None:
+        self.enter("testing")
+        setup, settings = self.setup, self.config.settings
+        load_weights(setup.method, self.folder.load_best(self.config.method), self.folder)
+        self.test_rows, self.test_seconds = evaluate_test_split(setup, settings.eval.episodes or setup.task.test_episodes)
+        self.cost = model_cost(setup.method, first_test_episode(setup))
+
+    def finish(self) -> None:
+        self.enter("writing the summary")
+        config, settings, task, device = self.config, self.config.settings, self.setup.task, self.setup.device
+        train, rows = settings.train, self.test_rows
+        seconds_per_iteration = self.train_seconds / max(len(self.train_rows), 1)
+        summary = {
+            "method": config.method,
+            "task": config.task,
+            "profile": config.profile,
+            "protocol": task.protocol,
+            "tag": settings.tag,
+            "seed": settings.seed,
+            "run": self.folder.name,
+            **summarise(rows, task.kind),
+            "method_info": self.setup.method.info(),
+            "model": self.cost,
+            "best_iteration": self.best_iteration,
+            "best_val": self.best_value,
+            "iterations": self.trainer.iteration,
+            "budget": {"iterations": train.iterations, "budget_seconds": train.budget_seconds, "patience": train.patience,
+                       "stopped_by": self.stopped_by,
+                       "best_at_last_validation": self.best_iteration == self.val_rows[-1]["iteration"]},
+            "train_seconds": self.train_seconds,
+            "seconds_per_iteration": seconds_per_iteration,
+            "episodes_per_second": train.meta_batch / seconds_per_iteration,
+            "test_ms_per_episode": 1000 * self.test_seconds / max(len(rows), 1),
+            "wall_seconds": time.perf_counter() - self.wall_start,
+            "peak_memory_bytes": max(self.train_peak, peak_memory_bytes(device)),
+            "peak_memory_kind": peak_memory_kind(device),
+            "memory": {**self.memory.to_dict(), "baseline_bytes": self.baseline,
+                       "measured_training_bytes": self.train_peak - self.baseline},
+            "device": device_name(device),
+            "resumed": self.resumed,
+            "status": "complete",
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        self.folder.finish(rows, summary)

@@ -142,12 +142,19 @@ def select(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "runs": len(runs_of), "validation": runs_of["best_val"].mean(),
                 "validation_std": runs_of["best_val"].std(ddof=1) if len(runs_of) > 1 else math.nan, "rows": runs_of,
             })
-        best = max(scored, key=lambda c: c["validation"] if higher_is_better else -c["validation"])
+        best = max(scored, key=lambda c: _merit(c["validation"], higher_is_better))
         for c in scored:
             c["selected"] = c is best
         kept.append(best["rows"])
         candidates += [{k: v for k, v in c.items() if k != "rows"} for c in scored]
     return pd.concat(kept, ignore_index=True), pd.DataFrame(candidates, columns=CANDIDATE_COLUMNS)
+
+
+def _merit(validation: float, higher_is_better: bool) -> float:
+    """Larger is better; a diverged (NaN) validation metric is the worst."""
+    if math.isnan(validation):
+        return -math.inf
+    return validation if higher_is_better else -validation
 
 
 def _text(value) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -127,9 +126,22 @@ class RunFolder:
             child.unlink()
         self.path.rmdir()
 
-    def start(self, config: dict, environment: dict) -> None:
+    @staticmethod
+    def check_results(results: Path) -> None:
+        """Refuses a results folder whose index cannot take a row (e.g. a folder in its place),
+        before any run starts rather than after it finished."""
+        index = Path(results) / INDEX
+        if index.exists() and not index.is_file():
+            raise UserError(f"cannot append to {index}: it is not a file")
+
+    def write_config(self, config: dict) -> None:
         write_json(self.path / CONFIG, config)
+
+    def write_environment(self, environment: dict) -> None:
         write_json(self.path / ENVIRONMENT, environment)
+
+    def has_environment(self) -> bool:
+        return (self.path / ENVIRONMENT).is_file()
 
     def write_status(self, status: str, iteration: int, **extra: Any) -> None:
         """``running``, ``interrupted``, ``failed`` or ``complete``, and the iteration reached."""
@@ -204,11 +216,11 @@ class RunFolder:
     def load_state(self, method: str) -> dict:
         if not self.has_state():
             raise UserError(f"{self.path} has no {STATE} to resume from")
-        return _load_torch(self.path / STATE, method, "resume from")
+        return _load_torch(self.path / STATE, method, "resume from", ("trainer", "best_value", "best_iteration", "train_seconds"))
 
     def load_best(self, method: str) -> dict:
         """The best checkpoint: ``state_dict`` and ``iteration``."""
-        return _load_torch(self.path / BEST, method, "load checkpoint")
+        return _load_torch(self.path / BEST, method, "load checkpoint", ("state_dict", "iteration"))
 
     def result(self) -> RunResult:
         """Everything a report needs from a complete run.
@@ -253,7 +265,7 @@ def _valid_summary(summary: Any) -> dict:
     if not isinstance(summary, dict) or summary.get("status") != "complete":
         raise IncompleteRun(f"{SUMMARY} does not record a complete run")
     metric = summary.get("metric")
-    for key in (metric, f"{metric}_ci95", *SUMMARY_NUMBERS):
+    for key in (metric, f"{metric}_ci95", *SUMMARY_NUMBERS):  # a diverged run's metric may be NaN or infinite
         if not isinstance(key, str) or not _is_number(summary.get(key)):
             raise IncompleteRun(f"{SUMMARY} lacks a number for '{key}'")
     for key in ("method", "task", "profile"):
@@ -263,7 +275,7 @@ def _valid_summary(summary: Any) -> dict:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _rows(path: Path, keys: tuple[str, ...]) -> list[dict]:
@@ -282,8 +294,9 @@ def _save_torch(path: Path, blob: dict) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _load_torch(path: Path, method: str, what: str) -> dict:
-    """A checkpoint written for ``method``; a missing, truncated or foreign file is a one-line error."""
+def _load_torch(path: Path, method: str, what: str, keys: tuple[str, ...]) -> dict:
+    """A checkpoint written for ``method`` holding ``keys``; a missing, truncated or foreign file
+    is a one-line error."""
     import torch
 
     try:
@@ -294,4 +307,6 @@ def _load_torch(path: Path, method: str, what: str) -> dict:
         raise UserError(f"cannot {what} {path}: {str(exc).splitlines()[0][:200]}") from None
     if not isinstance(blob, dict) or blob.get("method") != method:
         raise UserError(f"cannot {what} {path}: it was not written for method '{method}'")
+    if any(k not in blob for k in keys):
+        raise UserError(f"cannot {what} {path}: it lacks {', '.join(k for k in keys if k not in blob)}")
     return blob
