@@ -19,7 +19,7 @@ def one_line_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {' '.join(str(exc).splitlines())}", err=True)  # one line, whatever a library said
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
@@ -285,6 +285,9 @@ def sweep(method_names, task_names, seeds, grid, seed, profile, config_file, ass
 
     if seed is not None:
         raise UserError("sweep takes --seeds, not --seed")
+    for option, text in (("--methods", method_names), ("--tasks", task_names), ("--seeds", seeds)):
+        if not csv_values(text):
+            raise UserError(f"{option} names nothing: give a comma-separated list")
     configs = []
     for task in csv_values(task_names):
         for method in csv_values(method_names):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import math
+import reprlib
 import textwrap
 import typing
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from bench.errors import UserError
+from bench.errors import UserError, first_line
 from bench.registry import unknown_name
 
 
@@ -29,7 +31,7 @@ def build(cls: type, values: dict[str, Any] | None, where: str = "") -> Any:
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise UserError(f"config section '{where or 'top level'}' must be a mapping, got {_short(values)}")
+        raise UserError(f"config section '{where or 'top level'}' must be a mapping, got {short(values)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in values:
@@ -51,39 +53,47 @@ def _join(where: str, key: str) -> str:
 def _coerce(tp: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise UserError(f"config key '{key}' must be a mapping, got {_short(value)}")
+            raise UserError(f"config key '{key}' must be a mapping, got {short(value)}")
         return build(tp, value, key)
     origin = typing.get_origin(tp)
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:
-            raise UserError(f"config key '{key}' must be one of {', '.join(map(str, choices))}; got {value!r}")
+            raise UserError(f"config key '{key}' must be one of {', '.join(map(str, choices))}; got {short(value)}")
         return value
     if origin is tuple:
         (item,) = typing.get_args(tp)[:1]
         if not isinstance(value, (list, tuple)):
-            raise UserError(f"config key '{key}' must be a list, got {value!r}")
+            raise UserError(f"config key '{key}' must be a list, got {short(value)}")
         return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
-            raise UserError(f"config key '{key}' must be true or false, got {value!r}")
+            raise UserError(f"config key '{key}' must be true or false, got {short(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError(f"config key '{key}' must be an integer, got {value!r}")
+            raise UserError(f"config key '{key}' must be an integer, got {short(value)}")
         return value
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"config key '{key}' must be a number, got {value!r}")
-        return float(value)
+            raise UserError(f"config key '{key}' must be a number, got {short(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise UserError(f"config key '{key}' must be a finite number, got {short(value)}")
+        return number
     if tp is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # `--set method.csn_layers=2` reads 2 as a number
         if not isinstance(value, str):
-            raise UserError(f"config key '{key}' must be a string, got {value!r}")
+            raise UserError(f"config key '{key}' must be a string, got {short(value)}")
         return value
     raise TypeError(f"unsupported config type {tp!r} for '{key}'")
 
@@ -157,15 +167,25 @@ def _nested(key: str, value: Any) -> dict:
     return out
 
 
+MAX_CONFIG_BYTES = 2**20
+
+
 def load_yaml(path: str | Path) -> dict:
-    """Reads a YAML mapping; a missing file or bad YAML is a one-line UserError."""
+    """Reads a YAML mapping of at most 1 MiB from a regular file; anything else (missing,
+    too large, a device, binary, bad YAML) is a one-line UserError."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"config file not found: {path}") from None
+        if not path.is_file():
+            raise UserError(f"config file not found: {path}" if not path.exists() else f"config file {path} is not a regular file")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise UserError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 2**20} MiB")
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not UTF-8 text") from None
     except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read config file {path}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"cannot read config file {path}: {first_line(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -177,9 +197,16 @@ def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 40, 40
+
+
+def short(value: Any) -> str:
+    """A bounded repr: a few hundred bytes of YAML aliases can expand to gigabytes when printed."""
+    try:
+        return _REPR.repr(value)
+    except ValueError:  # an integer too long to print (Python refuses over 4300 digits)
+        return f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) else "<unprintable value>"
 
 
 # -- documentation generated from the dataclasses ---------------------------------------

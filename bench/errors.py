@@ -17,3 +17,9 @@ class RunFailed(UserError):
     """A run that had to stop (a NaN loss, an interruption)."""
 
     exit_code = 4
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message (or its type), for a one-line error."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:limit]

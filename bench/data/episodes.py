@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from bench.interface.task import TaskSpec
 from bench.errors import UserError
 from bench.interface.method import Batch
+from bench.interface.task import TaskSpec
 
 
 @dataclass(frozen=True)

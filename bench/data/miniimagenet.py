@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from bench.data.classification import ClassificationSource
 from bench.data.storage import cache_dir, read_cache, write_cache
-from bench.errors import DataError
+from bench.errors import DataError, first_line
 
 SPLITS = {"train": "train", "val": "validation", "test": "test"}  # our name -> learn2learn's
 PICKLE_NAME = "mini-imagenet-cache-{}.pkl"
@@ -118,7 +118,7 @@ def load_pickle(path: Path) -> Split:
         blob = _NumpyOnly(io.BytesIO(data), encoding="latin1").load()
         image_data, class_dict = blob["image_data"], blob["class_dict"]
     except Exception as exc:  # truncated or foreign files raise many types
-        raise DataError(f"{path} is not a mini-ImageNet pickle ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise DataError(f"{path} is not a mini-ImageNet pickle ({type(exc).__name__}: {first_line(exc, 120)})") from None
     if not isinstance(image_data, np.ndarray) or image_data.dtype != np.uint8 or image_data.ndim != 4 or image_data.shape[3] != 3:
         shape = getattr(image_data, "shape", None)
         raise DataError(f"{path}: image_data must be uint8 N x H x W x 3, got {type(image_data).__name__} {shape}")

@@ -10,8 +10,8 @@ import hashlib
 import io
 import random
 import re
-import zlib
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 

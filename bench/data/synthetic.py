@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.errors import UserError
 from bench.data.miniimagenet import PICKLE_NAME, SPLITS
+from bench.errors import UserError
 
 RAVI_CLASSES = {"train": 64, "val": 16, "test": 20}
 
@@ -43,7 +43,10 @@ def write_miniimagenet(
         raise UserError(f"{folder} already exists: synthetic data is only written to a new folder")
     if layout not in ("pickle", "csv"):
         raise UserError(f"unknown layout '{layout}'; valid: pickle, csv")
-    (folder / "images").mkdir(parents=True) if layout == "csv" else folder.mkdir(parents=True)
+    try:
+        (folder / "images").mkdir(parents=True) if layout == "csv" else folder.mkdir(parents=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {folder}: {exc.strerror}") from None
     written = {}
     for split, n in (classes or RAVI_CLASSES).items():
         names, images = written[split] = split_images(split, n, per_class, seed)

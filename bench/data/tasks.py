@@ -8,7 +8,6 @@ from bench.config import build, load_yaml
 from bench.interface.task import TaskSpec
 from bench.registry import Registry
 
-
 TASKS: Registry[TaskSpec] = Registry("task")
 
 for _path in sorted((Path(__file__).parent / "tasks").glob("*.yaml")):

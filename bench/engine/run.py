@@ -21,7 +21,7 @@ from bench.engine.runconfig import RunConfig
 from bench.engine.setup import load_weights, set_up
 from bench.engine.tensorboard import TensorBoardMirror
 from bench.engine.train import Trainer, improves
-from bench.errors import RunFailed, UserError
+from bench.errors import RunFailed, UserError, first_line
 from bench.results.runfolder import RunFolder
 
 
@@ -85,16 +85,18 @@ def run(
     the start, where none was written); with ``tensorboard``, mirrors the curves into the run
     folder. SIGINT or SIGTERM in any phase ends the run as ``interrupted`` (``RunFailed``, exit 4).
     """
-    if resume is None:
-        RunFolder.check_results(out)  # an index that cannot be appended fails now, not after training
-        # The folder first: an unwritable --out fails before any data is read.
-        folder = RunFolder.create(out, config.to_dict())
-        folder.write_config(config.to_dict())
-    else:
-        folder = resume
-    session = RunSession(config, folder, progress, tensorboard)
     with Signals() as signals:
+        session = None
         try:
+            folder = resume
+            if folder is None:
+                RunFolder.check_results(out)  # an index that cannot be appended fails now, not after training
+                with signals.deferred():  # a folder, once made, always holds its config
+                    # The folder first: an unwritable --out fails before any data is read.
+                    folder = RunFolder.create(out, config.to_dict())
+                    folder.write_config(config.to_dict())
+            session = RunSession(config, folder, progress, tensorboard)
+            signals.interrupt()  # one that arrived while the folder was made
             session.prepare(data_root, fresh=resume is None)
             session.train(signals)
             signals.interrupt()  # one that arrived after the last iteration's check
@@ -102,6 +104,8 @@ def run(
             with signals.deferred():  # the final files are written whole or not at all
                 session.finish()
         except Interrupted as exc:
+            if session is None:
+                raise RunFailed(f"interrupted by {exc} before the run folder was made; nothing was written") from None
             folder.write_status("interrupted", session.checkpointed, phase=session.phase)
             raise RunFailed(
                 f"interrupted by {exc} while {session.phase} (resumable from iteration {session.checkpointed}); "
@@ -151,7 +155,7 @@ class RunSession:
             try:
                 trainer.load_state_dict(state["trainer"])
             except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-                raise UserError(f"cannot resume from {folder.path}: its state does not fit this run ({str(exc)[:120]})") from None
+                raise UserError(f"cannot resume from {folder.path}: its state does not fit this run ({first_line(exc, 120)})") from None
             self.train_rows, self.val_rows = folder.train_rows(trainer.iteration), folder.val_rows(trainer.iteration)
             self.best_value, self.best_iteration = state["best_value"], state["best_iteration"]
             self.train_seconds = state["train_seconds"]

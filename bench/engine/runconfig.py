@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-from bench.config import build, load_yaml, merge, to_dict
+from bench.config import build, load_yaml, merge, short, to_dict
 from bench.data.tasks import get_task
 from bench.errors import UserError
 from bench.interface.method import Method
@@ -161,28 +162,34 @@ def resolve(
     return config
 
 
+# The largest counts accepted: far above any protocol, low enough that nothing built from them
+# (episode lists, per-iteration rows) can exhaust memory before training starts.
+MAX_EPISODES = 100_000
+MAX_COUNT = 10**9
+
+
 def _check_numbers(config: RunConfig) -> None:
+    """Every numeric setting in its range, before anything is written or loaded."""
     t, e = config.settings.train, config.settings.eval
-    positive = {
-        "train.iterations": t.iterations, "train.meta_batch": t.meta_batch,
-        "train.val_every": t.val_every, "train.log_every": t.log_every, "eval.batch": e.batch,
+    ranges = {  # key: (value, smallest, largest)
+        "train.iterations": (t.iterations, 1, MAX_COUNT), "train.meta_batch": (t.meta_batch, 1, MAX_EPISODES),
+        "train.val_every": (t.val_every, 1, MAX_COUNT), "train.log_every": (t.log_every, 1, MAX_COUNT),
+        "eval.batch": (e.batch, 1, 10_000),
+        "train.ways": (t.ways, 0, MAX_EPISODES), "train.shots": (t.shots, 0, MAX_EPISODES),
+        "train.queries": (t.queries, 0, MAX_EPISODES), "train.chunk_tasks": (t.chunk_tasks, 0, MAX_EPISODES),
+        "train.val_episodes": (t.val_episodes, 0, MAX_EPISODES), "eval.episodes": (e.episodes, 0, MAX_EPISODES),
+        "train.lr_decay_every": (t.lr_decay_every, 0, MAX_COUNT), "train.checkpoint_every": (t.checkpoint_every, 0, MAX_COUNT),
+        "train.patience": (t.patience, 0, MAX_COUNT), "train.budget_seconds": (t.budget_seconds, 0, 1e9),
+        "train.grad_clip": (t.grad_clip, 0, math.inf),
     }
-    for key, value in positive.items():
-        if value < 1:
-            raise UserError(f"config key '{key}' must be at least 1, got {value}")
-    non_negative = {
-        "train.ways": t.ways, "train.shots": t.shots, "train.queries": t.queries,
-        "train.chunk_tasks": t.chunk_tasks, "train.val_episodes": t.val_episodes,
-        "train.lr_decay_every": t.lr_decay_every, "eval.episodes": e.episodes,
-        "train.checkpoint_every": t.checkpoint_every, "train.patience": t.patience,
-        "train.budget_seconds": t.budget_seconds, "train.grad_clip": t.grad_clip,
-    }
-    for key, value in non_negative.items():
-        if not (math.isfinite(value) and value >= 0):
-            raise UserError(f"config key '{key}' must be a finite number, 0 or more, got {value}")
+    for key, (value, low, high) in ranges.items():
+        if not low <= value <= high:
+            raise UserError(f"config key '{key}' must be from {low:g} to {high:g}, got {short(value)}")
     for key, value in {"train.lr": t.lr, "train.lr_decay": t.lr_decay}.items():
-        if not (math.isfinite(value) and value > 0):
-            raise UserError(f"config key '{key}' must be a finite positive number, got {value}")
+        if not value > 0:
+            raise UserError(f"config key '{key}' must be positive, got {short(value)}")
+    if not re.fullmatch(r"[A-Za-z0-9._+-]{0,64}", config.settings.tag):
+        raise UserError(f"config key 'tag' must be up to 64 letters, digits and . _ + -, got {short(config.settings.tag)}")
 
 
 def from_record(record: dict, method_class: Callable[[str], type[Method]], where: str) -> RunConfig:

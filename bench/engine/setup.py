@@ -11,7 +11,7 @@ import torch
 from bench.data.episodes import EpisodeSource, build_sources, derive_seed
 from bench.engine.device import pick_device
 from bench.engine.runconfig import RunConfig
-from bench.errors import UserError
+from bench.errors import UserError, first_line
 from bench.interface.method import Method
 from bench.interface.task import TaskSpec
 from bench.results.runfolder import RunFolder
@@ -65,5 +65,5 @@ def load_weights(method: Method, checkpoint: dict, folder: RunFolder) -> int:
     try:
         method.load_state_dict(checkpoint["state_dict"])
     except (KeyError, RuntimeError) as exc:
-        raise UserError(f"cannot load checkpoint of {folder.path}: {str(exc).splitlines()[0][:200]}") from None
+        raise UserError(f"cannot load checkpoint of {folder.path}: {first_line(exc)}") from None
     return int(checkpoint["iteration"])

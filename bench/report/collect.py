@@ -41,7 +41,7 @@ def collect(results: Path) -> Collected:
             incomplete.append({"run": folder.name, "missing": str(exc)})
             continue
         runs.append(_run_row(result))
-        summary, metric, name = result.summary, result.metric, folder.name
+        metric, name = result.metric, folder.name
         for r in result.test_rows:
             episodes.append({"run": name, "episode": r["episode"], "fingerprint": r["fingerprint"], "value": r[metric]})
         for v in result.val_rows:

@@ -1,7 +1,8 @@
 """A run's folder: the one module that knows its file names, when a run is complete, where its
 resumable state is, how runs are told apart (the config digest) and the index of finished runs.
 
-Layout of ``<results>/runs/<task>__<method>__s<seed>__<time>/``, in the order a run writes it:
+Layout of ``<results>/runs/<task>__<method>__<profile>[__<tag>]__s<seed>__<time>/``, in the order
+a run writes it:
 ``config.json`` and ``environment.json`` at the start; ``train.jsonl``, ``val.jsonl``,
 ``state.pt`` and ``status.json`` at every checkpoint; ``best.pt`` at every validation
 improvement; ``test_episodes.jsonl`` after testing; ``summary.json`` last. A run is complete
@@ -22,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
+from bench.errors import UserError, first_line
 from bench.files import append_jsonl, atomic_write_bytes, read_json, read_jsonl, write_json, write_jsonl
 
 RUNS = "runs"
@@ -100,11 +101,12 @@ class RunFolder:
     def create(cls, results: Path, config: dict) -> "RunFolder":
         """A new, empty folder for a run of ``config`` (a resolved config as a dict).
 
-        The name is ``<task>__<method>__s<seed>__<UTC time>``, with ``-2``, ``-3``, ... when
-        taken: each candidate is claimed by an exclusive ``mkdir``, so concurrent runs never
-        share a folder.
+        The name is ``<task>__<method>__<profile>[__<tag>]__s<seed>__<UTC time>``, with ``-2``,
+        ``-3``, ... when taken: each candidate is claimed by an exclusive ``mkdir``, so concurrent
+        runs never share a folder.
         """
-        base = f"{config['task']}__{config['method']}__s{config['seed']}__{now_stamp()}"
+        tag = f"__{config['tag']}" if config.get("tag") else ""
+        base = f"{config['task']}__{config['method']}__{config['profile']}{tag}__s{config['seed']}__{now_stamp()}"
         runs = Path(results) / RUNS
         try:
             runs.mkdir(parents=True, exist_ok=True)
@@ -181,8 +183,8 @@ class RunFolder:
             config = read_json(self.path / CONFIG)
         except (OSError, ValueError):
             raise UserError(f"{self.path} is not a run folder (no readable {CONFIG})") from None
-        if not isinstance(config, dict):
-            raise UserError(f"{self.path} is not a run folder ({CONFIG} is not a mapping)")
+        if not isinstance(config, dict) or not all(isinstance(config.get(k), str) for k in ("method", "task", "profile")):
+            raise UserError(f"{self.path} is not a run folder ({CONFIG} does not hold a run's config)")
         return config
 
     def digest(self) -> str | None:
@@ -239,7 +241,7 @@ class RunFolder:
         except UserError as exc:
             raise IncompleteRun(str(exc).replace(f"{self.path} ", "")) from None
         except (OSError, ValueError) as exc:
-            raise IncompleteRun(f"unreadable ({type(exc).__name__}: {str(exc)[:80]})") from None
+            raise IncompleteRun(f"unreadable ({type(exc).__name__}: {first_line(exc, 80)})") from None
         if not test_rows:
             raise IncompleteRun(f"{TEST} is empty")
         return RunResult(self, config, summary, test_rows, val_rows)
@@ -304,7 +306,7 @@ def _load_torch(path: Path, method: str, what: str, keys: tuple[str, ...]) -> di
     except FileNotFoundError:
         raise UserError(f"cannot {what} {path}: the file does not exist") from None
     except Exception as exc:  # torch raises many types for a damaged file
-        raise UserError(f"cannot {what} {path}: {str(exc).splitlines()[0][:200]}") from None
+        raise UserError(f"cannot {what} {path}: {first_line(exc)}") from None
     if not isinstance(blob, dict) or blob.get("method") != method:
         raise UserError(f"cannot {what} {path}: it was not written for method '{method}'")
     if any(k not in blob for k in keys):

@@ -55,6 +55,12 @@ class CSNConfig:
     normalise_query_loss: bool = False
     """Regression: divide query targets and predictions by the amplitude in the training loss (seed)."""
 
+    def __post_init__(self):
+        if not 0 <= self.key_size <= 65_536:
+            raise UserError(f"method.key_size must be from 0 to 65536, got {self.key_size}")
+        if not all(1 <= width <= 65_536 for width in self.value_hidden):
+            raise UserError(f"method.value_hidden sizes must be from 1 to 65536, got {list(self.value_hidden)}")
+
 
 @dataclass(frozen=True)
 class Architecture:

@@ -54,6 +54,12 @@ class MAMLConfig:
     impl: Literal["auto", "batched", "split", "looped", "reference"] = "auto"
     """Implementation (same results): see the module docstring; ``auto`` times ``batched`` and ``split`` on the first batch."""
 
+    def __post_init__(self):
+        if not (1 <= self.inner_steps <= 1000 and 0 <= self.eval_inner_steps <= 10_000):
+            raise UserError("method.inner_steps must be from 1 to 1000 and method.eval_inner_steps from 0 to 10000")
+        if not self.inner_lr > 0:
+            raise UserError(f"method.inner_lr must be positive, got {self.inner_lr:g}")
+
 
 AUTO_BACKBONE = {"omniglot": "conv4-64-stride", "miniimagenet": "conv4-32-max", "sinusoid": "mlp-40-40"}
 
@@ -67,8 +73,6 @@ class MAML(Method):
 
     def __init__(self, config: MAMLConfig, task, ways: int):
         super().__init__(config, task, ways)
-        if config.inner_steps < 1 or config.eval_inner_steps < 0:
-            raise UserError("method.inner_steps must be at least 1 and method.eval_inner_steps 0 or more")
         if config.batch_norm == "running" and config.impl in ("batched", "looped"):
             raise UserError(
                 "method.batch_norm=running updates statistics in place, which torch.func cannot do: use impl reference"
