@@ -212,51 +212,63 @@ def csv_values(text: str | None, convert=str) -> list:
 @click.option("--task", required=True, help="Task name (see `list`).")
 @click.option("--impl", default=None, help="Comma-separated values of the method's `impl` setting to compare.")
 @click.option("--chunks", default=None, help="Comma-separated train.chunk_tasks values to compare (0: whole meta-batch).")
+@click.option("--compile", "compile_modes", default=None, help="Comma-separated train.compile values to compare (none, graphs).")
 @click.option("--iterations", type=click.IntRange(1), default=5, show_default=True, help="Timed iterations.")
 @click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help="Untimed iterations first.")
 @click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
               help="Rounds: each times every variant once, in alternating order; the median is reported.")
+@click.option("--jobs", "jobs_list", default="1", show_default=True,
+              help="Comma-separated numbers of copies run at once on the device (aggregate iterations/s).")
 @run_options
 @one_line_errors
-def bench(method, task, impl, chunks, iterations, warmup, repeat, seed, profile, config_file, assignments, device, data_root,
-          out) -> None:
+def bench(method, task, impl, chunks, compile_modes, iterations, warmup, repeat, jobs_list, seed, profile, config_file, assignments,
+          device, data_root, out) -> None:
     """Times meta-training iterations of each variant on the same episodes (a fresh process each)."""
+    import itertools
+
     from bench.data.storage import resolve_root
     from bench.engine.timing import summarise, time_in_fresh_process
     from bench.files import write_json
     from bench.results.runfolder import now_stamp
 
+    jobs_levels = csv_values(jobs_list, int)
+    if not jobs_levels or any(not 1 <= n <= 64 for n in jobs_levels):
+        raise UserError(f"--jobs takes numbers from 1 to 64, got '{jobs_list}'")
     variants = []
-    for impl_value in csv_values(impl):
-        for chunk in csv_values(chunks, int):
-            extra = [f"method.impl={impl_value}"] if impl_value is not None else []
-            extra += [f"train.chunk_tasks={chunk}"] if chunk is not None else []
-            config = resolve_config(method, task, seed, profile, config_file, (*assignments, *extra), device)
-            variants.append((", ".join(extra) or "default", config))
-    runs: dict[str, list[dict]] = {label: [] for label, _ in variants}
+    for impl_value, chunk, mode in itertools.product(csv_values(impl), csv_values(chunks, int), csv_values(compile_modes)):
+        extra = [f"method.impl={impl_value}"] if impl_value is not None else []
+        extra += [f"train.chunk_tasks={chunk}"] if chunk is not None else []
+        extra += [f"train.compile={mode}"] if mode is not None else []
+        config = resolve_config(method, task, seed, profile, config_file, (*assignments, *extra), device)
+        for jobs in jobs_levels:
+            label = ", ".join(extra + ([f"jobs={jobs}"] if len(jobs_levels) > 1 or jobs > 1 else [])) or "default"
+            variants.append((label, config, jobs))
+    runs: dict[str, list[dict]] = {label: [] for label, _, _ in variants}
     for round_ in range(repeat):
         # Alternating the order keeps a machine that slows down or speeds up from favouring one variant.
-        for label, config in variants if round_ % 2 == 0 else reversed(variants):
+        for label, config, jobs in variants if round_ % 2 == 0 else reversed(variants):
             click.echo(f"timing {label} (round {round_ + 1} of {repeat}) ...", err=True)
-            runs[label].append(time_in_fresh_process(config, resolve_root(data_root), iterations, warmup))
-    rows = [{"variant": label, "config": config.to_dict(), **summarise(runs[label])} for label, config in variants]
+            runs[label].append(time_in_fresh_process(config, resolve_root(data_root), iterations, warmup, jobs))
+    rows = [{"variant": label, "config": config.to_dict(), **summarise(runs[label])} for label, config, _ in variants]
     base = rows[0]["seconds_per_iteration"]
     rounds = f", median of {repeat} rounds" if repeat > 1 else ""
     click.echo(f"{method} on {task} ({rows[0]['device']}, {iterations} iterations after {warmup} warm-up{rounds})")
     click.echo(
-        f"{'variant':44s} {'s/iter':>8s} {'episodes/s':>10s} {'peak MiB':>9s} {'training MiB':>12s} "
+        f"{'variant':44s} {'s/iter':>8s} {'episodes/s':>10s} {'all it/s':>9s} {'peak MiB':>9s} {'training MiB':>12s} "
         f"{'estimate MiB':>12s} {'speed vs first':>14s}" + ("  s/iter per round" if repeat > 1 else "")
     )
     for r in rows:
         each = "  " + " ".join(f"{s:.3f}" for s in r["seconds_per_iteration_runs"]) if repeat > 1 else ""
         click.echo(
             f"{r['variant']:44s} {r['seconds_per_iteration']:8.3f} {r['episodes_per_second']:10.1f} "
-            f"{r['peak_memory_bytes'] / 2**20:9.0f} {r['training_memory_bytes'] / 2**20:12.0f} "
+            f"{r['iterations_per_second']:9.2f} {r['peak_memory_bytes'] / 2**20:9.0f} {r['training_memory_bytes'] / 2**20:12.0f} "
             f"{r['estimated_training_bytes'] / 2**20:12.0f} {base / r['seconds_per_iteration']:13.2f}x{each}"
         )
     click.echo(
-        "peak: CUDA peak allocated on a GPU, the process's peak RSS on CPU; training: the peak minus memory "
-        "in use before the first step; estimate: the memory estimate of that growth (see README)"
+        "s/iter: one run's (the median of the copies run at once); all it/s: iterations per second of all "
+        "copies together; peak: CUDA peak allocated on a GPU, the process's peak RSS on CPU (summed over "
+        "copies); training: the peak minus memory in use before the first step; estimate: the memory "
+        "estimate of that growth (see README)"
         + ("; memory: the largest of the rounds" if repeat > 1 else "")
     )
     path = Path(out) / "bench" / f"{task}__{method}__{now_stamp()}.json"
@@ -271,16 +283,31 @@ def bench(method, task, impl, chunks, iterations, warmup, repeat, seed, profile,
 @click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2",
               help="Candidate values of a config key (repeatable: every combination runs); `report` keeps the "
                    "candidate with the best validation metric.")
+@click.option("--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="Runs at once, each in its own process (1: one after another in this process).")
+@click.option("--runs-per-gpu", type=click.IntRange(1, 64), default=1, show_default=True, help="Runs sharing one GPU.")
+@click.option("--threads-per-run", type=click.IntRange(1, 1024), default=None,
+              help="CPU threads of each run (default: the cores shared out among the jobs).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: child processes on this machine; ray: one Ray task per run.")
+@click.option("--address", default=None, help="Ray cluster to join (ray start --head prints it); default: a local one.")
+@click.option("--retries", type=click.IntRange(0, 100), default=2, show_default=True,
+              help="Ray: times a failed run is retried (it resumes from its last checkpoint).")
 @run_options
 @one_line_errors
-def sweep(method_names, task_names, seeds, grid, seed, profile, config_file, assignments, device, data_root, out) -> None:
-    """Runs a grid of methods x tasks x settings x seeds one at a time; finished runs are skipped,
-    so a stopped sweep carries on where it was."""
+def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per_run, executor, address, retries, seed, profile,
+          config_file, assignments, device, data_root, out) -> None:
+    """Runs a grid of methods x tasks x settings x seeds; finished runs are skipped and interrupted
+    ones resumed, so a stopped sweep carries on where it was."""
+    import os
+
     from bench.config import parse_grid
     from bench.data.storage import resolve_root
     from bench.data.tasks import get_task
     from bench.engine.run import run as run_one
+    from bench.engine.sweep import parallel_sweep, ray_sweep
     from bench.engine.sweep import sweep as run_sweep
+    from bench.errors import RunFailed
     from methods import METHODS
 
     if seed is not None:
@@ -297,9 +324,42 @@ def sweep(method_names, task_names, seeds, grid, seed, profile, config_file, ass
             for point in parse_grid(grid):
                 for s in csv_values(seeds, int):
                     configs.append(resolve_config(method, task, s, profile, config_file, assignments, device, point))
-    root = resolve_root(data_root)
-    for _, folder, what in run_sweep(configs, lambda c, resume: run_one(c, root, Path(out), resume=resume), Path(out)):
-        click.echo(f"{what:9s}" + summary_line(folder))
+    root, results = resolve_root(data_root).resolve(), Path(out).resolve()
+    threads = threads_per_run or max(1, (os.cpu_count() or 1) // jobs)
+    if executor == "ray":
+        outcomes = ray_sweep(configs, results, root, address, threads, runs_per_gpu, retries)
+    elif jobs > 1:
+        outcomes = parallel_sweep(configs, results, root, jobs, threads, visible_gpus(device), runs_per_gpu)
+    else:
+        if threads_per_run:
+            import torch
+
+            torch.set_num_threads(threads_per_run)
+        outcomes = run_sweep(configs, lambda c, resume: run_one(c, root, results, resume=resume), results)
+    failed = []
+    for outcome in outcomes:
+        if outcome.what == "failed":
+            failed.append(outcome)
+            click.echo(f"failed   {outcome.config.method} on {outcome.config.task} seed {outcome.config.settings.seed}: "
+                       f"{outcome.error}")
+        else:
+            click.echo(f"{outcome.what:9s}" + summary_line(outcome.folder))
+    if failed:
+        raise RunFailed(f"{len(failed)} of {len(configs)} runs failed (logs under {results / 'sweeps'}); "
+                        "sweep again to resume them")
+
+
+def visible_gpus(device: str | None) -> list[str]:
+    """The GPUs a parallel sweep shares out (none when runs are on the CPU)."""
+    import os
+
+    if device == "cpu":
+        return []
+    import torch
+
+    count = torch.cuda.device_count()
+    listed = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return listed[:count] if listed else [str(i) for i in range(count)]
 
 
 @cli.command()

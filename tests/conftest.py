@@ -7,16 +7,22 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CSN_BENCH_CACHE", str(REPO / ".cache" / "tests"))
 
 DATA_FIXTURES = {"data_root", "omniglot"}
+HEAVY_FIXTURES = {"ray_cluster", "compiler"}
 
 
 def pytest_collection_modifyitems(items):
-    """``slow`` means "uses the real Omniglot data", so it is derived from the fixtures a test
-    requests, never written by hand (a hand-written marker could lie)."""
+    """Markers derived from the fixtures a test requests, never written by hand (a hand-written
+    marker could lie): ``slow`` uses the real Omniglot data, ``heavy`` starts a Ray cluster or
+    compiles with torch.compile (a minute or more without any data)."""
     for item in items:
-        if item.get_closest_marker("slow") is not None:
-            raise pytest.UsageError(f"{item.nodeid}: do not mark tests slow by hand; request the data_root fixture")
-        if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+        for marker in ("slow", "heavy"):
+            if item.get_closest_marker(marker) is not None:
+                raise pytest.UsageError(f"{item.nodeid}: do not mark tests {marker} by hand; request its fixture")
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if DATA_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
+        if HEAVY_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.heavy)
 
 
 def _shared_data() -> Path | None:

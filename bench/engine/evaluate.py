@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
@@ -45,17 +45,20 @@ def evaluate(
     task: TaskSpec,
     device: torch.device,
     batch_size: int,
+    forward: Callable[[Batch], torch.Tensor] | None = None,
 ) -> list[dict]:
     """Scores ``method`` on ``episodes`` of ``task``'s shape; one dict per episode, in order.
 
     Runs under ``no_grad``; methods that adapt by gradient (MAML) re-enable it themselves.
+    ``forward``: the method's forward as captured (``train.compile``), by default the method itself.
     """
+    forward = forward or method
     method.eval()
     rows = []
     with torch.no_grad():
         for start, group in groups(episodes, batch_size):
             batch = source.collate(group, task.ways, task.shots).to(device)
-            scores = score(method(batch), batch, task.kind)
+            scores = score(forward(batch), batch, task.kind)
             before = method.unadapted(batch)
             if before is not None:
                 scores.update({f"{k}_unadapted": v for k, v in score(before, batch, task.kind).items()})
@@ -76,12 +79,13 @@ def summarise(rows: list[dict], kind: str) -> dict:
     return out
 
 
-def evaluate_test_split(setup: "Setup", episodes: int) -> tuple[list[dict], float]:
+def evaluate_test_split(setup: "Setup", episodes: int, forward: Callable[[Batch], torch.Tensor] | None = None,
+                        ) -> tuple[list[dict], float]:
     """Per-episode records of ``episodes`` test episodes of the set-up task, and the seconds they took."""
     task, settings = setup.task, setup.config.settings
     eps = eval_episodes(setup.sources["test"], task, "test", episodes, settings.eval.seed)
     start = time.perf_counter()
-    rows = evaluate(setup.method, setup.sources["test"], eps, task, setup.device, settings.eval.batch)
+    rows = evaluate(setup.method, setup.sources["test"], eps, task, setup.device, settings.eval.batch, forward)
     return rows, time.perf_counter() - start
 
 

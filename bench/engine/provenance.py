@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -24,7 +25,18 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+CODE_STATE_VARIABLE = "CSN_BENCH_CODE_STATE"
+
+
 def _code_state() -> dict:
+    """The git commit and dirty flag of the checkout; a copy of the code without git (a Ray
+    task's) gets its sweep's from ``$CSN_BENCH_CODE_STATE``."""
+    if os.environ.get(CODE_STATE_VARIABLE):
+        try:
+            state = json.loads(os.environ[CODE_STATE_VARIABLE])
+            return {"git_commit": state.get("git_commit"), "git_dirty": state.get("git_dirty")}
+        except (ValueError, AttributeError):
+            pass
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None}
 

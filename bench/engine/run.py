@@ -161,6 +161,7 @@ class RunSession:
             self.train_seconds = state["train_seconds"]
         self.resumed = not fresh
         self.enter("preparing")
+        trainer.capture()
         self.memory = trainer.memory_estimate()
         if self.progress:
             tqdm.write(self.memory.describe())
@@ -245,7 +246,8 @@ class RunSession:
         self.enter("testing")
         setup, settings = self.setup, self.config.settings
         load_weights(setup.method, self.folder.load_best(self.config.method), self.folder)
-        self.test_rows, self.test_seconds = evaluate_test_split(setup, settings.eval.episodes or setup.task.test_episodes)
+        self.test_rows, self.test_seconds = evaluate_test_split(
+            setup, settings.eval.episodes or setup.task.test_episodes, self.trainer.steps.evaluate)
         self.cost = model_cost(setup.method, first_test_episode(setup))
 
     def finish(self) -> None:
@@ -263,6 +265,7 @@ class RunSession:
             "run": self.folder.name,
             **summarise(rows, task.kind),
             "method_info": self.setup.method.info(),
+            "compile": {"setting": train.compile, "used": self.trainer.steps.mode, "reason": self.trainer.steps.reason},
             "model": self.cost,
             "best_iteration": self.best_iteration,
             "best_val": self.best_value,

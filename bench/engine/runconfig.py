@@ -48,6 +48,10 @@ class TrainConfig:
     """Validation episodes; 0 means the task's."""
     log_every: int = 10
     """Average the progress bar's loss and metric over this many iterations."""
+    compile: Literal["none", "graphs", "auto"] = "none"
+    """`graphs`: compile the training step (and the evaluation forward) for its fixed episode shapes and
+    replay it (torch.compile, mode reduce-overhead: CUDA graphs on a GPU); `auto`: time both on the
+    first meta-batch on a GPU and keep the faster, eager on the CPU."""
     checkpoint_every: int = 100
     """Write the resumable state every this many iterations (also at every validation; 0: only then)."""
 

@@ -6,6 +6,7 @@ Each variant runs in a fresh process, so its peak memory is its own.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import time
 from pathlib import Path
@@ -13,10 +14,16 @@ from pathlib import Path
 from bench.engine.runconfig import RunConfig
 
 
-def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: int) -> dict:
-    """Seconds per iteration after ``warmup`` iterations, episodes per second and peak memory."""
+def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: int, barrier=None,
+                  threads: int | None = None) -> dict:
+    """Seconds per iteration after ``warmup`` iterations, episodes per second and peak memory.
+
+    With ``barrier`` (concurrent runs), the timed iterations of every run start together.
+    """
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
     from bench.engine.allocator import keep_freed_memory
     from bench.engine.device import device_name
     from bench.engine.memory import current_memory_bytes, peak_memory_bytes, peak_memory_kind, reset_peak_memory
@@ -26,6 +33,7 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
     keep_freed_memory()  # a fresh process: set up as the CLI's own
     setup = set_up(config, data_root)
     trainer = Trainer(setup)
+    trainer.capture()
     estimated = trainer.memory_estimate()
     # The peak covers the whole process on CPU (and the weights on a GPU): report what training adds too.
     device = setup.device
@@ -33,7 +41,9 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
     baseline = current_memory_bytes(device)
     for _ in range(warmup):
         trainer.step()
-    start = time.perf_counter()
+    if barrier is not None:
+        barrier.wait()
+    start, started = time.perf_counter(), time.time()
     for _ in range(iterations):
         trainer.step()
     seconds = (time.perf_counter() - start) / iterations
@@ -49,12 +59,30 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
         "device": device_name(device),
         "torch_threads": torch.get_num_threads(),
         "method_info": setup.method.info(),
+        "compile": trainer.steps.mode,
+        "started": started,
+        "ended": time.time(),
     }
 
 
-def time_in_fresh_process(config: RunConfig, data_root: Path, iterations: int, warmup: int) -> dict:
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(time_training, (config, data_root, iterations, warmup))
+def time_in_fresh_process(config: RunConfig, data_root: Path, iterations: int, warmup: int, jobs: int = 1) -> dict:
+    """Times ``jobs`` copies of the run at once, each in a fresh process (on CPU each with its share
+    of the cores): per run seconds per iteration (median over the copies), and the aggregate
+    iterations per second of all copies over the span in which they ran."""
+    context = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    with context.Manager() as manager, context.Pool(jobs) as pool:
+        barrier = manager.Barrier(jobs) if jobs > 1 else None
+        runs = pool.starmap(time_training, [(config, data_root, iterations, warmup, barrier, threads)] * jobs)
+    span = max(r["ended"] for r in runs) - min(r["started"] for r in runs)
+    return {
+        **runs[0],
+        "jobs": jobs,
+        "seconds_per_iteration": statistics.median(r["seconds_per_iteration"] for r in runs),
+        "iterations_per_second": jobs * iterations / span if jobs > 1 else 1 / runs[0]["seconds_per_iteration"],
+        "peak_memory_bytes": sum(r["peak_memory_bytes"] for r in runs),  # all copies together
+        "training_memory_bytes": sum(r["training_memory_bytes"] for r in runs),
+    }
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -67,6 +95,7 @@ def summarise(runs: list[dict]) -> dict:
         "seconds_per_iteration": median,
         "seconds_per_iteration_runs": seconds,
         "episodes_per_second": runs[0]["episodes_per_iteration"] / median,
+        "iterations_per_second": statistics.median(r["iterations_per_second"] for r in runs),
         "peak_memory_bytes": max(r["peak_memory_bytes"] for r in runs),
         "training_memory_bytes": max(r["training_memory_bytes"] for r in runs),
     }

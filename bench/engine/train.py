@@ -8,6 +8,7 @@ import time
 import torch
 
 from bench.data.episodes import PyRandomStream, derive_seed, eval_episodes
+from bench.engine import capture
 from bench.engine.evaluate import evaluate, primary_metric, score, summarise
 from bench.engine.memory import MemoryEstimate, estimate
 from bench.engine.setup import Setup
@@ -36,6 +37,15 @@ class Trainer:
         self.ways, self.shots, self.queries = config.train_shape()
         val_n = train.val_episodes or self.task.val_episodes
         self.val_episodes = eval_episodes(sources["val"], self.task, "val", val_n, config.settings.eval.seed)
+        self.steps = capture.eager(method)
+
+    def capture(self) -> None:
+        """Chooses eager or captured steps by ``train.compile``, on a probe meta-batch of the run's
+        shape (drawn from its own stream, so that the training episodes stay those of the seed)."""
+        train = self.config.settings.train
+        probe = self.training_batch(PyRandomStream(derive_seed("capture-probe", self.config.task, self.config.settings.seed)),
+                                    train.chunk_tasks or train.meta_batch)
+        self.steps = capture.choose(train.compile, self.method, probe, self.device)
 
     def training_batch(self, stream: PyRandomStream, tasks: int) -> Batch:
         """``tasks`` training episodes of the run's shape from ``stream``, on the device."""
@@ -61,8 +71,10 @@ class Trainer:
         totals: dict[str, float] = {}
         for lo in range(0, batch.num_tasks, chunk):
             part = batch.slice(lo, lo + chunk)
-            outputs = self.method(part)
-            loss = self.method.train_loss(outputs, part) * (part.num_tasks / batch.num_tasks)
+            if self.steps.mode == "graphs":
+                torch.compiler.cudagraph_mark_step_begin()  # the previous replay's outputs are no longer used
+            outputs, loss = self.steps.forward_loss(part)
+            loss = loss * (part.num_tasks / batch.num_tasks)
             loss.backward()
             with torch.no_grad():
                 for key, value in score(outputs.detach(), part, self.task.kind).items():
@@ -111,7 +123,7 @@ class Trainer:
         start = time.perf_counter()
         rows = evaluate(
             self.method, self.sources["val"], self.val_episodes, self.task, self.device,
-            self.config.settings.eval.batch,
+            self.config.settings.eval.batch, self.steps.evaluate,
         )
         out = {"iteration": self.iteration, **summarise(rows, self.task.kind)}
         out["seconds"] = time.perf_counter() - start

@@ -105,6 +105,11 @@ class Method(nn.Module):
         (MAML: zero inner steps; CSN: no shifts); None where that means nothing."""
         return None
 
+    def capture_blocker(self, training: bool) -> str | None:
+        """Why the training step (or, with ``training=False``, the evaluation forward) cannot be
+        compiled and replayed (``train.compile``), or None where it can."""
+        return None
+
     def info(self) -> dict:
         """Facts decided while running (e.g. the implementation chosen), recorded with results."""
         return {}

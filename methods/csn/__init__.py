@@ -237,6 +237,11 @@ class CSN(Method):
     def info(self) -> dict:
         return {"architecture": self.architecture}
 
+    def capture_blocker(self, training: bool) -> str | None:
+        if self.config.conditioning == "grad":
+            return "CSN's grad conditioning takes gradients inside the forward pass, which torch.compile cannot capture"
+        return None
+
     # -- memory ---------------------------------------------------------------------
 
     def output_error(self, o: torch.Tensor, y: torch.Tensor, ways: int) -> torch.Tensor:

@@ -181,6 +181,13 @@ class MAML(Method):
         # create_graph keeps, beside each support activation, the inner gradient's tensors of its size
         return 1.0 if self.config.first_order else 2.0
 
+    def capture_blocker(self, training: bool) -> str | None:
+        if not training:
+            return "MAML adapts by gradient steps at test"
+        if not self.config.first_order:
+            return "second-order MAML differentiates twice, which torch.compile cannot capture (method.first_order=true can)"
+        return None
+
     def info(self) -> dict:
         return {"impl_used": self.impl_used, "backbone": self.backbone}
 

@@ -1,0 +1,162 @@
+"""Many runs at once: child processes on this machine, Ray tasks on a cluster, concurrent timing,
+and captured (compiled) steps."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import invoke, one_line_error
+
+REPO = Path(__file__).resolve().parent.parent
+GRID = ["sweep", "--methods", "maml", "--tasks", "sinusoid-5s", "--profile", "smoke", "--set", "eval.episodes=50",
+        "--threads-per-run", "1"]
+
+
+def episodes_by_config(out: Path) -> dict:
+    """Each run's test episodes, keyed by the run's resolved config without its run name."""
+    found = {}
+    for run in (out / "runs").iterdir():
+        if (run / "summary.json").exists():
+            config = (run / "config.json").read_text()
+            found[config] = (run / "test_episodes.jsonl").read_text()
+    return found
+
+
+def test_parallel_sweep_gives_the_sequential_results_and_a_failure_ends_only_its_run(tmp_path):
+    sequential = invoke(*GRID, "--seeds", "0,1", "--set", "method.inner_lr=0.01", "--out", tmp_path / "one")
+    assert sequential.exit_code == 0, sequential.output
+    parallel = invoke(*GRID, "--seeds", "0,1", "--grid", "method.inner_lr=0.01,1e30", "--jobs", "2", "--out", tmp_path / "two")
+    assert parallel.exit_code == 4, parallel.output  # the diverging setting fails; the others run
+    assert parallel.output.count("ran      maml") == 2 and parallel.output.count("failed   maml") == 2
+    assert "the training loss became" in parallel.output
+    assert parallel.output.strip().splitlines()[-1].startswith("error: 2 of 4 runs failed")
+    assert episodes_by_config(tmp_path / "two") == episodes_by_config(tmp_path / "one")
+    logs = list((tmp_path / "two" / "sweeps").glob("*/*.log"))
+    assert len(logs) == 4 and all("cli.py run" in log.read_text().splitlines()[0] for log in logs)
+    again = invoke(*GRID, "--seeds", "0,1", "--grid", "method.inner_lr=0.01", "--jobs", "2", "--out", tmp_path / "two")
+    assert again.exit_code == 0 and again.output.count("finished ") == 2
+
+
+def test_bench_jobs_times_concurrent_copies(tmp_path):
+    result = invoke("bench", "--method", "maml", "--task", "sinusoid-5s", "--profile", "smoke", "--set", "method.inner_lr=0.01",
+                    "--iterations", 3, "--warmup", 1, "--jobs", "1,2", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    (record,) = (tmp_path / "bench").glob("*.json")
+    rows = json.loads(record.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["jobs=1", "jobs=2"] and [r["jobs"] for r in rows] == [1, 2]
+    assert all(r["iterations_per_second"] > 0 for r in rows)
+    one_line_error(invoke("bench", "--method", "maml", "--task", "sinusoid-5s", "--jobs", "0", "--out", tmp_path), 2,
+                   "--jobs takes numbers from 1 to 64")
+
+
+def test_captured_steps_are_refused_where_they_cannot_be_captured(tmp_path):
+    one_line_error(invoke("run", "--method", "maml", "--task", "sinusoid-5s", "--profile", "smoke", "--set", "train.compile=graphs",
+                          "--out", tmp_path), 2, "second-order MAML differentiates twice")
+    one_line_error(invoke("run", "--method", "csn", "--task", "sinusoid-5s", "--profile", "smoke", "--set", "train.compile=graphs",
+                          "--set", "method.conditioning=grad", "--out", tmp_path), 2, "grad conditioning")
+
+
+def test_auto_capture_stays_eager_on_the_cpu_and_says_so(tmp_path):
+    result = invoke("run", "--method", "maml", "--task", "sinusoid-5s", "--profile", "smoke", "--set", "train.compile=auto",
+                    "--set", "method.inner_lr=0.01", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "runs").iterdir()
+    compiled = json.loads((run / "summary.json").read_text())["compile"]
+    assert compiled == {"setting": "auto", "used": "none",
+                        "reason": "auto: eager (second-order MAML differentiates twice, which torch.compile cannot capture "
+                                  "(method.first_order=true can))"}
+
+
+@pytest.fixture(scope="module")
+def compiler():
+    """torch.compile on the CPU builds C++: it needs a compiler (and takes tens of seconds)."""
+    if shutil.which(os.environ.get("CXX", "g++")) is None:
+        pytest.skip("no C++ compiler for torch.compile on the CPU")
+
+
+def test_a_captured_training_step_equals_the_eager_one(compiler):
+    import torch
+    from helpers import resolve
+
+    from bench.engine import capture
+    from bench.engine.setup import make_method
+    from bench.interface.method import Batch
+
+    config = resolve("protonet", "omniglot-5w1s", "smoke")
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(torch.rand(2, 5, 1, 28, 28, generator=g), torch.arange(5).repeat(2, 1),
+                  torch.rand(2, 10, 1, 28, 28, generator=g), torch.arange(5).repeat_interleave(2).repeat(2, 1), 5)
+    results = []
+    for steps_of in (capture.eager, capture.captured):
+        method = make_method(config, torch.device("cpu")).train()
+        steps = steps_of(method)
+        outputs, loss = steps.forward_loss(batch)
+        loss.backward()
+        with torch.no_grad():
+            evaluated = steps.evaluate(batch) if steps.mode == "none" else steps.evaluate(batch).clone()
+        results.append((outputs.detach(), loss.detach(), [p.grad.clone() for p in method.parameters()], evaluated))
+    (o1, l1, g1, e1), (o2, l2, g2, e2) = results
+    assert torch.allclose(o1, o2, rtol=1e-4, atol=1e-4) and torch.allclose(l1, l2, rtol=1e-5)
+    assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-4) for a, b in zip(g1, g2))
+    assert torch.allclose(e1, e2, rtol=1e-4, atol=1e-4)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A real local Ray cluster (head on 127.0.0.1), stopped afterwards with nothing left running."""
+    ray = Path(sys.executable).parent / "ray"
+    if not ray.exists():
+        pytest.skip("Ray is not installed")
+    port = free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = subprocess.run([str(ray), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                            "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert start.returncode == 0, start.stdout + start.stderr
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(ray), "stop", "--force"], capture_output=True, env=env, timeout=120)
+        left = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True).stdout.split()
+        assert not left, f"Ray processes left behind: {left}"
+
+
+RAY_GRID = [*GRID, "--seeds", "0,1,2,3", "--set", "method.inner_lr=0.01", "--set", "train.iterations=300",
+            "--set", "train.checkpoint_every=10", "--set", "train.val_every=100"]
+
+
+def test_a_ray_sweep_gives_the_sequential_results_and_a_killed_worker_resumes(ray_cluster, tmp_path):
+    sequential = invoke(*RAY_GRID, "--out", tmp_path / "sequential")
+    assert sequential.exit_code == 0, sequential.output
+    out = tmp_path / "ray"
+    proc = subprocess.Popen([sys.executable, "cli.py", *RAY_GRID, "--executor", "ray", "--address", ray_cluster,
+                             "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.time() + 600
+    while killed is None and time.time() < deadline and proc.poll() is None:
+        checkpointed = list(out.glob("runs/*/state.pt"))
+        workers = subprocess.run(["pgrep", "-f", "ray::ray_task"], capture_output=True, text=True).stdout.split()
+        if checkpointed and workers:
+            killed = int(workers[0])
+            os.kill(killed, signal.SIGKILL)  # the Ray worker; its run dies with it
+        time.sleep(0.05)
+    stdout, stderr = proc.communicate(timeout=900)
+    assert proc.returncode == 0, stdout + stderr
+    assert killed is not None, "no run was caught mid-way"
+    assert stdout.count("ran ") + stdout.count("resumed ") == 4
+    assert episodes_by_config(out) == episodes_by_config(tmp_path / "sequential")
+    summaries = [json.loads(p.read_text()) for p in out.glob("runs/*/summary.json")]
+    assert len(summaries) == 4 and any(s["resumed"] for s in summaries)
