@@ -183,3 +183,26 @@ def test_user_errors_are_one_line_even_when_a_library_says_more(tmp_path, monkey
 
     monkeypatch.setattr(bench.engine.runconfig, "resolve", boom)
     one_line_error(invoke(*RUN, "--out", tmp_path), 2, "first line second line")
+
+
+def test_a_run_folder_in_use_by_another_process_is_neither_resumed_nor_rerun(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from bench.engine.sweep import scan_runs
+
+    folder = fake_run(tmp_path, "maml", 0, [0.5], task="sinusoid-5s", complete=False)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, sys.argv[2]); from bench.results.runfolder import RunFolder; "
+        "f = RunFolder(sys.argv[1]); assert f.lock(); print('locked', flush=True); time.sleep(60)"),
+        str(folder.path), str(Path(__file__).resolve().parent.parent)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert folder.in_use()
+        assert scan_runs(tmp_path) == ({}, {})
+        one_line_error(invoke("run", "--resume", folder.path), 2, "is being run by another process")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not folder.in_use() and list(scan_runs(tmp_path)[1].values())[0].path == folder.path

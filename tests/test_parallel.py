@@ -138,6 +138,25 @@ RAY_GRID = [*GRID, "--seeds", "0,1,2,3", "--set", "method.inner_lr=0.01", "--set
             "--set", "train.checkpoint_every=10", "--set", "train.val_every=100"]
 
 
+def kill_the_worker_of_a_checkpointed_run(out: Path) -> int | None:
+    """SIGKILLs the Ray worker whose run has written a checkpoint and is running (its child
+    `cli.py run` dies with it); returns the worker's pid, or None where there is none yet."""
+    from bench.results.runfolder import RunFolder
+
+    for state in out.glob("runs/*/state.pt"):
+        folder = RunFolder(state.parent)
+        if folder.is_complete() or not folder.in_use():
+            continue
+        seed = json.loads((folder.path / "config.json").read_text())["seed"]
+        processes = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout.splitlines()
+        for line in processes:
+            pid, ppid, args = line.split(None, 2)
+            if "cli.py run" in args and (f"-s{seed}.config.json" in args or str(folder.path) in args):
+                os.kill(int(ppid), signal.SIGKILL)
+                return int(ppid)
+    return None
+
+
 def test_a_ray_sweep_gives_the_sequential_results_and_a_killed_worker_resumes(ray_cluster, tmp_path):
     sequential = invoke(*RAY_GRID, "--out", tmp_path / "sequential")
     assert sequential.exit_code == 0, sequential.output
@@ -147,11 +166,7 @@ def test_a_ray_sweep_gives_the_sequential_results_and_a_killed_worker_resumes(ra
     killed = None
     deadline = time.time() + 600
     while killed is None and time.time() < deadline and proc.poll() is None:
-        checkpointed = list(out.glob("runs/*/state.pt"))
-        workers = subprocess.run(["pgrep", "-f", "ray::ray_task"], capture_output=True, text=True).stdout.split()
-        if checkpointed and workers:
-            killed = int(workers[0])
-            os.kill(killed, signal.SIGKILL)  # the Ray worker; its run dies with it
+        killed = kill_the_worker_of_a_checkpointed_run(out)
         time.sleep(0.05)
     stdout, stderr = proc.communicate(timeout=900)
     assert proc.returncode == 0, stdout + stderr
@@ -159,4 +174,5 @@ def test_a_ray_sweep_gives_the_sequential_results_and_a_killed_worker_resumes(ra
     assert stdout.count("ran ") + stdout.count("resumed ") == 4
     assert episodes_by_config(out) == episodes_by_config(tmp_path / "sequential")
     summaries = [json.loads(p.read_text()) for p in out.glob("runs/*/summary.json")]
-    assert len(summaries) == 4 and any(s["resumed"] for s in summaries)
+    assert len(summaries) == 4 and len(list(out.glob("runs/*"))) == 4  # the killed run resumed in its own folder
+    assert any(s["resumed"] for s in summaries)

@@ -156,11 +156,11 @@ def test_sweep_skips_finished_runs_and_resumes(tmp_path, data_root):
     assert resumed.output.count("finished ") == 1 and resumed.output.count("resumed ") == 1
     assert sorted((tmp_path / "runs").iterdir()) == runs
     assert (runs[1] / "test_episodes.jsonl").read_text() == episodes
-    # a run folder without a checkpoint is started afresh
+    # a run folder killed before its first checkpoint starts again from the beginning, in the same folder
     for name in ("summary.json", "state.pt"):
         (runs[0] / name).unlink()
     fresh = invoke(*args)
-    assert fresh.output.count("ran ") == 1 and len(list((tmp_path / "runs").iterdir())) == 3
+    assert fresh.output.count("resumed ") == 1 and sorted((tmp_path / "runs").iterdir()) == runs
 
 
 def test_a_swept_grid_is_reported_by_its_validation_choice(tmp_path):

@@ -86,15 +86,16 @@ def run(
     folder. SIGINT or SIGTERM in any phase ends the run as ``interrupted`` (``RunFailed``, exit 4).
     """
     with Signals() as signals:
-        session = None
+        session, folder = None, resume
         try:
-            folder = resume
             if folder is None:
                 RunFolder.check_results(out)  # an index that cannot be appended fails now, not after training
                 with signals.deferred():  # a folder, once made, always holds its config
                     # The folder first: an unwritable --out fails before any data is read.
                     folder = RunFolder.create(out, config.to_dict())
                     folder.write_config(config.to_dict())
+            if not folder.lock():
+                raise UserError(f"{folder.path} is being run by another process")
             session = RunSession(config, folder, progress, tensorboard)
             signals.interrupt()  # one that arrived while the folder was made
             session.prepare(data_root, fresh=resume is None)
@@ -111,6 +112,9 @@ def run(
                 f"interrupted by {exc} while {session.phase} (resumable from iteration {session.checkpointed}); "
                 f"continue with: cli.py run --resume {folder.path}"
             ) from None
+        finally:
+            if folder is not None:
+                folder.unlock()
     return folder
 
 

@@ -28,7 +28,9 @@ CLI = Path(__file__).resolve().parents[2] / "cli.py"
 
 
 def scan_runs(out: Path) -> tuple[dict[str, RunFolder], dict[str, RunFolder]]:
-    """Config digest -> folder, for complete runs and for interrupted runs that can resume."""
+    """Config digest -> folder, for complete runs and for the others that no process is running
+    now (interrupted, or killed even before their first checkpoint: they resume from it, or from
+    the start in the same folder)."""
     done, resumable = {}, {}
     for folder in run_folders(out):
         digest = folder.digest()
@@ -36,7 +38,7 @@ def scan_runs(out: Path) -> tuple[dict[str, RunFolder], dict[str, RunFolder]]:
             continue  # not a run folder, or a damaged one
         if folder.is_complete():
             done[digest] = folder
-        elif folder.has_state():
+        elif not folder.in_use() and (digest not in resumable or folder.has_state()):
             resumable[digest] = folder
     return done, resumable
 

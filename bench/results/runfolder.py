@@ -14,6 +14,7 @@ torch is imported only to read and write the two checkpoints, so reading results
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -38,6 +39,7 @@ SUMMARY = "summary.json"
 STATUS = "status.json"
 STATE = "state.pt"
 BEST = "best.pt"
+LOCK = ".lock"
 
 
 def config_digest(config: dict) -> str:
@@ -73,6 +75,7 @@ class RunFolder:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._lock: int | None = None
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -121,9 +124,40 @@ class RunFolder:
             raise UserError(f"cannot create the run folder under {results}: {exc.strerror}") from None
         raise UserError(f"cannot create the run folder under {results}: too many runs named {base}")
 
+    # -- one process at a time -------------------------------------------------------------
+
+    def lock(self) -> bool:
+        """Claims the folder for this process (an exclusive ``flock`` held until ``unlock`` or the
+        process ends, however it ends); False where another process holds it."""
+        if self._lock is not None:
+            return True
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock = fd
+        return True
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def in_use(self) -> bool:
+        """Whether another process is running this run now."""
+        if self._lock is not None or not (self.path / LOCK).exists():
+            return False
+        if self.lock():
+            self.unlock()
+            return False
+        return True
+
     def discard(self) -> None:
         """Removes a folder that ``create`` just made, when the run could not start (bad data,
         impossible episodes): nothing in it is worth keeping."""
+        self.unlock()
         for child in self.path.iterdir():
             child.unlink()
         self.path.rmdir()
