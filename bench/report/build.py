@@ -53,7 +53,8 @@ def build_report(results: Path, out: Path) -> Path:
            "number of the same protocol and backbone; other published numbers of the method on that dataset "
            "and shape are in `other_protocol`.", "", markdown(acc)]
     md += ["## Paired differences", "",
-           "Methods tested on the same episodes, first minus second. `ci95`: two-level (each method's seed "
+           "Methods of one comparison (same task, profile and tag, so the same kind of budget) tested on the "
+           "same episodes, first minus second. `ci95`: two-level (each method's seed "
            "variance and the shared episodes); `episode_ci95`: over the seed-averaged per-episode differences "
            "alone (too narrow where seeds vary); `significant`: the two-level interval excludes 0. A difference "
            "measures the budgets in `budgets` as much as the methods.", "", markdown(paired)]

@@ -85,11 +85,12 @@ PAIRED_COLUMNS = ["task", "first", "second", "difference", "ci95", "episode_ci95
 
 
 def paired_table(c: Collected) -> pd.DataFrame:
-    """Per task and pair of methods tested on the same episodes: mean difference (first - second)
-    with its two-level 95% CI (both methods' seed variance and the shared episodes), the CI of
-    the seed-averaged per-episode differences alone, and whether the two-level CI excludes 0."""
+    """Per comparison (task, profile and tag: runs given the same budget) and pair of methods
+    tested on the same episodes: mean difference (first - second) with its two-level 95% CI (both
+    methods' seed variance and the shared episodes), the CI of the seed-averaged per-episode
+    differences alone, and whether the two-level CI excludes 0."""
     rows = []
-    for task, runs in c.runs.groupby("task", sort=True):
+    for (task, _, _), runs in c.runs.groupby(["task", "profile", "tag"], sort=True):
         scale = _scale(runs)
         matrices = {label: episode_matrix(c, task, label) for label in sorted(runs["label"].unique())}
         budgets = runs.groupby("label")["budget"].agg(_same)
