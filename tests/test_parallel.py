@@ -134,7 +134,7 @@ def ray_cluster(tmp_path_factory):
         assert not left, f"Ray processes left behind: {left}"
 
 
-RAY_GRID = [*GRID, "--seeds", "0,1,2,3", "--set", "method.inner_lr=0.01", "--set", "train.iterations=300",
+RAY_GRID = [*GRID, "--seeds", "0,1,2,3", "--set", "method.inner_lr=0.01", "--set", "train.iterations=600",
             "--set", "train.checkpoint_every=10", "--set", "train.val_every=100"]
 
 
