@@ -137,20 +137,28 @@ def _outcome(config: RunConfig, out: Path, code: int, error: str, resumed: bool)
     return Outcome(config, "failed", folder, error if code > 0 else f"killed by signal {-code}")
 
 
+def plan(configs: list[RunConfig], out: Path) -> tuple[list[Outcome], list[tuple[RunConfig, bool]]]:
+    """The grid against what ``out`` holds: the outcomes of configs already finished, and the
+    others, each with whether it resumes an earlier run."""
+    if not configs:
+        raise UserError("the sweep grid is empty (no method supports the tasks given)")
+    done, resumable = scan_runs(out)
+    finished, todo = [], []
+    for config in configs:
+        digest = config_digest(config.to_dict())
+        if digest in done:
+            finished.append(Outcome(config, "finished", done[digest]))
+        else:
+            todo.append((config, digest in resumable))
+    return finished, todo
+
+
 def parallel_sweep(configs: list[RunConfig], out: Path, data_root: Path, jobs: int, threads: int, gpus: list[str],
                    runs_per_gpu: int, progress: bool = True) -> Iterator[Outcome]:
     """Up to ``jobs`` runs at once, each a child process; a crash or an out-of-memory kill ends
     that run only. GPUs are shared out by ``CUDA_VISIBLE_DEVICES``, ``runs_per_gpu`` on each."""
-    if not configs:
-        raise UserError("the sweep grid is empty (no method supports the tasks given)")
-    done, resumable = scan_runs(out)
-    todo = []
-    for config in configs:
-        digest = config_digest(config.to_dict())
-        if digest in done:
-            yield Outcome(config, "finished", done[digest])
-        else:
-            todo.append((config, digest in resumable))
+    finished, todo = plan(configs, out)
+    yield from finished
     slots: Queue = Queue()
     for gpu in gpus or [None]:
         for _ in range(runs_per_gpu if gpus else jobs):
@@ -208,16 +216,8 @@ def ray_sweep(configs: list[RunConfig], out: Path, data_root: Path, address: str
         import ray
     except ImportError:
         raise UserError("--executor ray needs Ray (pip install ray, or rerun scripts/setup.sh)") from None
-    if not configs:
-        raise UserError("the sweep grid is empty (no method supports the tasks given)")
-    done, resumable = scan_runs(out)
-    todo = []
-    for config in configs:
-        digest = config_digest(config.to_dict())
-        if digest in done:
-            yield Outcome(config, "finished", done[digest])
-        else:
-            todo.append((config, digest in resumable))
+    finished, todo = plan(configs, out)
+    yield from finished
     try:
         # The code travels with the tasks; data and results must be at paths every node sees.
         from bench.engine.provenance import CODE_STATE, CODE_STATE_VARIABLE
