@@ -55,23 +55,15 @@ class Outcome:
 
 def sweep(
     configs: list[RunConfig], run_one: Callable[[RunConfig, RunFolder | None], RunFolder], out: Path, progress: bool = True
-) -> list[Outcome]:
+) -> Iterator[Outcome]:
     """Runs every config not already finished, one at a time in this process, resuming
     interrupted ones (a failure stops the sweep, as it stops a run)."""
-    if not configs:
-        raise UserError("the sweep grid is empty (no method supports the tasks given)")
-    done, resumable = scan_runs(out)
-    results = []
-    for config in tqdm(configs, desc="sweep", disable=not progress, position=1, leave=True):
-        digest = config_digest(config.to_dict())
-        if digest in done:
-            results.append(Outcome(config, "finished", done[digest]))
-            continue
-        resume = resumable.pop(digest, None)
-        folder = run_one(config, resume)
-        done[digest] = folder
-        results.append(Outcome(config, "resumed" if resume else "ran", folder))
-    return results
+    finished, todo = plan(configs, out)
+    yield from finished
+    for config, resumes in tqdm(todo, desc="sweep", disable=not progress, position=1, leave=True):
+        _, resumable = scan_runs(out)  # the folder as it is now: it may have been resumed elsewhere since
+        resume = resumable.get(config_digest(config.to_dict())) if resumes else None
+        yield Outcome(config, "resumed" if resume else "ran", run_one(config, resume))
 
 
 # -- runs in child processes ----------------------------------------------------------------
@@ -143,12 +135,13 @@ def plan(configs: list[RunConfig], out: Path) -> tuple[list[Outcome], list[tuple
     if not configs:
         raise UserError("the sweep grid is empty (no method supports the tasks given)")
     done, resumable = scan_runs(out)
-    finished, todo = [], []
+    finished, todo, planned = [], [], set()
     for config in configs:
         digest = config_digest(config.to_dict())
         if digest in done:
             finished.append(Outcome(config, "finished", done[digest]))
-        else:
+        elif digest not in planned:  # a grid that names one config twice runs it once
+            planned.add(digest)
             todo.append((config, digest in resumable))
     return finished, todo
 
