@@ -304,6 +304,7 @@ def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per
     from bench.config import parse_grid
     from bench.data.storage import resolve_root
     from bench.data.tasks import get_task
+    from bench.engine.device import torch_threads
     from bench.engine.run import run as run_one
     from bench.engine.sweep import parallel_sweep, ray_sweep
     from bench.engine.sweep import sweep as run_sweep
@@ -331,19 +332,16 @@ def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per
     elif jobs > 1:
         outcomes = parallel_sweep(configs, results, root, jobs, threads, visible_gpus(device), runs_per_gpu)
     else:
-        if threads_per_run:
-            import torch
-
-            torch.set_num_threads(threads_per_run)
         outcomes = run_sweep(configs, lambda c, resume: run_one(c, root, results, resume=resume), results)
     failed = []
-    for outcome in outcomes:
-        if outcome.what == "failed":
-            failed.append(outcome)
-            click.echo(f"failed   {outcome.config.method} on {outcome.config.task} seed {outcome.config.settings.seed}: "
-                       f"{outcome.error}")
-        else:
-            click.echo(f"{outcome.what:9s}" + summary_line(outcome.folder))
+    with torch_threads(threads_per_run if executor != "ray" and jobs == 1 else None):  # runs in this process
+        for outcome in outcomes:
+            if outcome.what == "failed":
+                failed.append(outcome)
+                click.echo(f"failed   {outcome.config.method} on {outcome.config.task} seed {outcome.config.settings.seed}: "
+                           f"{outcome.error}")
+            else:
+                click.echo(f"{outcome.what:9s}" + summary_line(outcome.folder))
     if failed:
         raise RunFailed(f"{len(failed)} of {len(configs)} runs failed (logs under {results / 'sweeps'}); "
                         "sweep again to resume them")

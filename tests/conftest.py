@@ -45,3 +45,18 @@ def omniglot(data_root):
     from bench.data.omniglot import load_omniglot
 
     return load_omniglot(data_root, 28, download=False)
+
+
+@pytest.fixture(autouse=True)
+def torch_threads_unchanged():
+    """A test (or the code it drives in this process) that leaves torch's thread count changed
+    fails: the count changes CPU float results, so it would make later in-process runs differ
+    from the same runs in a subprocess."""
+    import sys
+
+    before = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    yield
+    if before is not None:
+        after = sys.modules["torch"].get_num_threads()
+        sys.modules["torch"].set_num_threads(before)
+        assert after == before, f"torch's thread count was left at {after} (was {before})"

@@ -148,12 +148,15 @@ def kill_the_worker_of_a_checkpointed_run(out: Path) -> int | None:
         if folder.is_complete() or not folder.in_use():
             continue
         seed = json.loads((folder.path / "config.json").read_text())["seed"]
-        processes = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout.splitlines()
-        for line in processes:
-            pid, ppid, args = line.split(None, 2)
+        for proc in Path("/proc").iterdir():  # not ps: its lines are cut to $COLUMNS, which pytest sets
+            try:
+                args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue  # not a process, or one that has just ended
             if "cli.py run" in args and (f"-s{seed}.config.json" in args or str(folder.path) in args):
-                os.kill(int(ppid), signal.SIGKILL)
-                return int(ppid)
+                os.kill(ppid, signal.SIGKILL)
+                return ppid
     return None
 
 

@@ -5,7 +5,7 @@ from bench.engine.timing import summarise
 
 def run(seconds, peak, training):
     return {"seconds_per_iteration": seconds, "episodes_per_iteration": 32, "episodes_per_second": 32 / seconds,
-            "peak_memory_bytes": peak, "training_memory_bytes": training, "device": "cpu"}
+            "iterations_per_second": 1 / seconds, "peak_memory_bytes": peak, "training_memory_bytes": training, "device": "cpu"}
 
 
 def test_summarise_reports_the_median_time_and_the_largest_memory():
@@ -13,6 +13,7 @@ def test_summarise_reports_the_median_time_and_the_largest_memory():
     assert summary["seconds_per_iteration"] == 0.2
     assert summary["seconds_per_iteration_runs"] == [0.3, 0.1, 0.2]
     assert summary["episodes_per_second"] == pytest.approx(160.0)
+    assert summary["iterations_per_second"] == pytest.approx(5.0)
     assert (summary["peak_memory_bytes"], summary["training_memory_bytes"]) == (30, 6)
 
 

@@ -25,8 +25,10 @@ from bench.errors import RunFailed, UserError, first_line
 from bench.results.runfolder import RunFolder
 
 
-class Interrupted(Exception):
-    """A SIGINT or SIGTERM outside the training loop."""
+class Interrupted(BaseException):
+    """A SIGINT or SIGTERM outside the training loop. A BaseException, as KeyboardInterrupt is:
+    library code that catches Exception (torch's load_state_dict does, per parameter) must not
+    swallow it and carry on with half its work done."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
