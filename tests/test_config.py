@@ -70,7 +70,7 @@ def test_resolve_errors():
         resolve("protonet", "omniglot-5w1s", "fast")
     with pytest.raises(UserError, match="does not support regression"):
         resolve("protonet", "sinusoid-5s")
-    with pytest.raises(UserError, match="train.iterations' must be at least 1"):
+    with pytest.raises(UserError, match="train.iterations' must be from 1 to"):
         resolve("protonet", "omniglot-5w1s", "quick", None, {"train": {"iterations": 0}})
     with pytest.raises(UserError, match="unknown config key 'method.bakbone'"):
         resolve("protonet", "omniglot-5w1s", "quick", None, {"method": {"bakbone": "x"}})

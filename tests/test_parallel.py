@@ -154,7 +154,7 @@ def kill_the_worker_of_a_checkpointed_run(out: Path) -> int | None:
                 ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue  # not a process, or one that has just ended
-            if "cli.py run" in args and (f"-s{seed}.config.json" in args or str(folder.path) in args):
+            if "cli.py run" in args and (f"-s{seed}.yaml" in args or str(folder.path) in args):
                 os.kill(ppid, signal.SIGKILL)
                 return ppid
     return None

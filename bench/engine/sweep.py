@@ -104,7 +104,7 @@ def run_child(config: RunConfig, out: Path, data_root: Path, log_dir: Path, name
     Its output goes to ``log_dir/<name>.log``, which begins with the command (to rerun it by hand).
     """
     log_dir.mkdir(parents=True, exist_ok=True)
-    command = run_command(config, out, data_root, log_dir / f"{name}.config.json")
+    command = run_command(config, out, data_root, log_dir / f"{name}.yaml")  # a --config file (JSON is YAML)
     with open(log_dir / f"{name}.log", "w") as log:
         log.write(" ".join(command) + "\n")
         log.flush()
