@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from helpers import fake_run, invoke
 
+from bench.report.build import build_report
 from bench.report.collect import collect
 from bench.report.tables import accuracy_table, paired_table
 from bench.stats import mean_ci95, paired_two_level_ci, two_level_ci
@@ -65,6 +66,8 @@ def test_selection_uses_validation_only(tmp_path):
     assert list(c.candidates["selected"]) == [True, False]
     assert list(c.candidates["validation"]) == pytest.approx([0.8, 0.6])
     assert set(accuracy_table(c)["method"]) == {"protonet (smoke)", "protonet (smoke, other)"}
+    report = build_report(tmp_path, tmp_path / "report").read_text()
+    assert "Built from 5 complete runs" in report and "2 of them ran settings not selected" in report
 
 
 def test_incomplete_runs_are_listed_not_averaged(results):

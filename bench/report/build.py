@@ -42,7 +42,9 @@ def build_report(results: Path, out: Path) -> Path:
     atomic_write_bytes(out / "report.tex", tex.encode())
 
     transductive = sorted(set(cost.loc[cost["transductive"], "method"]))
-    md = ["# Benchmark report", "", f"Built from {len(c.runs)} complete runs under `{results}`."]
+    unselected = int(c.candidates.loc[~c.candidates["selected"].astype(bool), "runs"].sum())
+    md = ["# Benchmark report", "", f"Built from {len(c.runs) + unselected} complete runs under `{results}`"
+          + (f"; {unselected} of them ran settings not selected on validation and appear only in the Selection table." if unselected else ".")]
     md += ["", "## Test metric", "",
            "Accuracy in %, MSE as is. `mean +- ci95`: the mean over seeds and test episodes with a 95% interval "
            "that counts both the seed-to-seed (training) variance and the episode variance (every seed is tested "

@@ -164,6 +164,8 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return ""
+        if v.is_integer() and abs(v) >= 100:
+            return str(int(v))  # counts: iterations, parameters
         # two decimals for accuracies in %, three significant digits for MSEs and small spreads
         return f"{v:.2f}" if abs(v) >= 1 or v == 0 else f"{v:.3f}" if abs(v) >= 0.1 else f"{v:.2g}"
     return str(v)
