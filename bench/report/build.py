@@ -48,7 +48,8 @@ def build_report(results: Path, out: Path) -> Path:
     md += ["", "## Test metric", "",
            "Accuracy in %, MSE as is. `mean +- ci95`: the mean over seeds and test episodes with a 95% interval "
            "that counts both the seed-to-seed (training) variance and the episode variance (every seed is tested "
-           "on the same episodes; `bench/stats.py: two_level_ci`). `run_ci95`: a single run's interval over its "
+           "on the same episodes; `bench/stats.py: two_level_ci`); with one seed the seed variance is unknown and "
+           "`ci95` is that run's episode interval, which understates the uncertainty. `run_ci95`: a single run's interval over its "
            "episodes alone, as one run reports it. `seed_std`: the spread of the per-run means. `budget`: what "
            "bounded training (iterations, or training seconds); `best_at_last_val`: runs whose best validation "
            "was their last (still improving, not converged). `published` and `difference`: only for a published "
