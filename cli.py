@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import sys
 from pathlib import Path
 
@@ -158,14 +160,34 @@ def run(method, task, resume_dir, deterministic, tensorboard, seed, profile, con
         folder, config = open_run(resume_dir)
         if folder.is_complete():
             raise UserError(f"{folder.path} already finished; nothing to resume")
-        folder = run_one(config, resolve_root(data_root), folder.results_root, resume=folder, tensorboard=tensorboard)
+        root, out, resume = resolve_root(data_root), folder.results_root, folder
     else:
         if not method or not task:
             raise UserError("run needs --method and --task (or --resume RUN_DIR)")
         extra = ("deterministic=true",) if deterministic else ()
         config = resolve_config(method, task, seed, profile, config_file, (*assignments, *extra), device)
-        folder = run_one(config, resolve_root(data_root), Path(out), tensorboard=tensorboard)
-    click.echo(summary_line(folder))
+        root, out, resume = resolve_root(data_root), Path(out), None
+    with late_signals_ignored():
+        folder = run_one(config, root, out, resume=resume, tensorboard=tensorboard)
+        click.echo(summary_line(folder))
+
+
+@contextlib.contextmanager
+def late_signals_ignored():
+    """The run handles SIGINT and SIGTERM while it runs; one that comes after its summary is
+    written (while the result line is printed) finds the run complete: it changes nothing, and
+    the command still exits 0 rather than dying with a half-printed line."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = {sig: signal.signal(sig, lambda signum, frame: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def summary_line(folder) -> str:

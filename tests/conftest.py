@@ -7,13 +7,14 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CSN_BENCH_CACHE", str(REPO / ".cache" / "tests"))
 
 DATA_FIXTURES = {"data_root", "omniglot"}
-HEAVY_FIXTURES = {"ray_cluster", "compiler"}
+HEAVY_FIXTURES = {"ray_cluster", "compiler", "uninterrupted_short_run"}
 
 
 def pytest_collection_modifyitems(items):
     """Markers derived from the fixtures a test requests, never written by hand (a hand-written
-    marker could lie): ``slow`` uses the real Omniglot data, ``heavy`` starts a Ray cluster or
-    compiles with torch.compile (a minute or more without any data)."""
+    marker could lie): ``slow`` uses the real Omniglot data, ``heavy`` starts a Ray cluster,
+    compiles with torch.compile, or signals many short runs in subprocesses (a minute or more
+    without any data)."""
     for item in items:
         for marker in ("slow", "heavy"):
             if item.get_closest_marker(marker) is not None:

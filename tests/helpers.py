@@ -64,7 +64,7 @@ def fake_run(results: Path, method: str, seed: int, values: list[float], task: s
     mean = sum(values) / len(values)
     summary = {"method": method, "task": task, "profile": "smoke", "seed": seed, "run": folder.name, "metric": metric,
                metric: mean, f"{metric}_ci95": 0.0, "episodes": len(values), "iterations": 2,
-               "train_seconds": 5.0 + seed, "seconds_per_iteration": 0.5, "episodes_per_second": 2.0,
+               "train_seconds": 5.0 + seed, "wall_seconds": 8.0 + seed, "seconds_per_iteration": 0.5, "episodes_per_second": 2.0,
                "test_ms_per_episode": 3.0, "peak_memory_bytes": 2**20 * (100 + seed), "peak_memory_kind": "cpu_rss",
                "device": "cpu", "status": "complete", "method_info": {}, "best_val": best_val, "best_iteration": 2}
     folder.finish(rows, summary)

@@ -272,8 +272,8 @@ SHORT_RUN = ["run", "--method", "maml", "--task", "sinusoid-5s", "--profile", "s
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("uninterrupted")
+def uninterrupted_short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted_short_run")
     result = invoke(*SHORT_RUN, "--out", out)
     assert result.exit_code == 0, result.output
     (run_dir,) = (out / "runs").iterdir()
@@ -282,7 +282,7 @@ def uninterrupted(tmp_path_factory):
 
 @fuzz(4)
 @given(sig=st.sampled_from([signal.SIGINT, signal.SIGTERM]), delay=st.floats(0.0, 1.0))
-def test_a_signal_at_a_random_moment_ends_in_a_result_or_a_resumable_exit_4(sig, delay, uninterrupted, tmp_path_factory):
+def test_a_signal_at_a_random_moment_ends_in_a_result_or_a_resumable_exit_4(sig, delay, uninterrupted_short_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("signalled")
     proc = subprocess.Popen([sys.executable, "cli.py", *SHORT_RUN, "--out", str(out)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -300,4 +300,4 @@ def test_a_signal_at_a_random_moment_ends_in_a_result_or_a_resumable_exit_4(sig,
         assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
         result = invoke("run", "--resume", run_dir)
         assert result.exit_code == 0, result.output
-    assert (run_dir / "test_episodes.jsonl").read_text() == uninterrupted
+    assert (run_dir / "test_episodes.jsonl").read_text() == uninterrupted_short_run

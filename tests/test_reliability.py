@@ -211,3 +211,23 @@ def test_runs_record_the_code_state_of_their_process_not_of_the_checkout_now(tmp
     recorded, now = out.stdout.split()
     assert now != loaded  # the checkout moved on...
     assert recorded == loaded  # ...and the record names the code the process loaded
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_after_the_run_is_complete_changes_nothing(sig, tmp_path, monkeypatch):
+    """The run's own handlers are gone once it returns; a signal while its result line is
+    printed finds a complete run: exit 0 and the line, not a kill or an 'interrupted' error."""
+    import bench.engine.run
+
+    finished = fake_run(tmp_path, "protonet", 0, [1.0])
+
+    def completes_then_is_signalled(config, data_root, out, **kwargs):
+        os.kill(os.getpid(), sig)  # arrives after the run's own handling ended
+        return finished
+
+    monkeypatch.setattr(bench.engine.run, "run", completes_then_is_signalled)
+    before = signal.getsignal(sig)
+    result = invoke("run", "--method", "protonet", "--task", "omniglot-5w1s", "--profile", "smoke", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert str(finished.path) in result.output and "error" not in result.output
+    assert signal.getsignal(sig) is before  # the command leaves the process's handlers as it found them
