@@ -66,8 +66,8 @@ def list_cmd(keys_of, markdown) -> None:
     click.echo("methods:")
     for name in METHODS:
         cls = METHODS.get(name)
-        click.echo(f"  {name:10s} {', '.join(sorted(cls.kinds))}  {(cls.__doc__ or '').strip().splitlines()[0]}")
-        click.echo(f"  {'':10s} profiles: {', '.join(profiles(cls))}")
+        click.echo(f"  {name:12s} {', '.join(sorted(cls.kinds))}  {(cls.__doc__ or '').strip().splitlines()[0]}")
+        click.echo(f"  {'':12s} profiles: {', '.join(profiles(cls))}")
     click.echo("tasks:")
     for name in TASKS:
         t = TASKS.get(name)
@@ -474,10 +474,10 @@ def demo(data_root, out) -> None:
         config = resolve_config(name, task, 0, "demo", None, (), None)
         summaries.append(run_one(config, resolve_root(data_root), Path(out)).summary())
     click.echo(f"\n{task}, demo profile (short training: not the paper numbers)")
-    click.echo(f"{'method':10s} {'accuracy':>17s} {'train s':>8s} {'s/iter':>8s} {'test ms/ep':>10s} {'peak MiB':>9s}")
+    click.echo(f"{'method':12s} {'accuracy':>17s} {'train s':>8s} {'s/iter':>8s} {'test ms/ep':>10s} {'peak MiB':>9s}")
     for s in summaries:
         click.echo(
-            f"{s['method']:10s} {100 * s['accuracy']:7.2f} +- {100 * s['accuracy_ci95']:5.2f} % "
+            f"{s['method']:12s} {100 * s['accuracy']:7.2f} +- {100 * s['accuracy_ci95']:5.2f} % "
             f"{s['train_seconds']:8.1f} {s['seconds_per_iteration']:8.3f} {s['test_ms_per_episode']:10.2f} "
             f"{s['peak_memory_bytes'] / 2**20:9.0f}"
         )
