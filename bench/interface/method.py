@@ -49,6 +49,13 @@ class Batch:
             self.ways, {k: move(v) for k, v in self.extras.items()},
         )
 
+    def embed(self, encoder: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """Support and query embeddings, [T, S, D] and [T, Q, D], from one pass of ``encoder``
+        (one pass, so batch statistics, where used, cover the whole episode)."""
+        t, s = self.support_x.shape[:2]
+        z = encoder(torch.cat([self.support_x.flatten(0, 1), self.query_x.flatten(0, 1)]))
+        return z[: t * s].view(t, s, -1), z[t * s :].view(t, -1, z.shape[-1])
+
     def slice(self, start: int, stop: int) -> "Batch":
         """Tasks ``start:stop`` (used to adapt a meta-batch in chunks)."""
         cut = lambda t: t[start:stop]  # noqa: E731

@@ -86,16 +86,13 @@ class MatchingNet(Method):
         return None  # no classifier head: any number of ways
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        t, s = batch.support_x.shape[:2]
-        x = torch.cat([batch.support_x.flatten(0, 1), batch.query_x.flatten(0, 1)])
-        z = self.encoder(x)
-        g, f = z[: t * s].view(t, s, -1), z[t * s :].view(t, -1, z.shape[-1])
+        g, f = batch.embed(self.encoder)
         if self.config.full_context:
             both, _ = self.support_lstm(g)
             forward, backward = both.chunk(2, -1)
             g = g + forward + backward
             f = self.query_lstm(f, g)
-        labels = F.one_hot(batch.support_y, batch.ways).to(z.dtype)  # [T, S, ways]
+        labels = F.one_hot(batch.support_y, batch.ways).to(g.dtype)  # [T, S, ways]
         probabilities = cosine_attention(f, g) @ labels  # [T, Q, ways], each row sums to 1
         # Log-probabilities as logits: the softmax of the cross-entropy then returns them unchanged.
         return probabilities.clamp_min(1e-12).log()

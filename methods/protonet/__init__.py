@@ -53,8 +53,5 @@ class ProtoNet(Method):
         return None  # no classifier head: any number of ways
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        t, s = batch.support_x.shape[:2]
-        x = torch.cat([batch.support_x.flatten(0, 1), batch.query_x.flatten(0, 1)])
-        z = self.encoder(x)
-        zs, zq = z[: t * s].view(t, s, -1), z[t * s :].view(t, -1, z.shape[-1])
+        zs, zq = batch.embed(self.encoder)
         return -squared_distances(zq, prototypes(zs, batch.support_y, batch.ways))
