@@ -349,14 +349,16 @@ def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per
                     configs.append(resolve_config(method, task, s, profile, config_file, assignments, device, point))
     root, results = resolve_root(data_root).resolve(), Path(out).resolve()
     threads = threads_per_run or max(1, (os.cpu_count() or 1) // jobs)
+    here = None  # the thread count of runs made in this process (the sequential sweep's)
     if executor == "ray":
         outcomes = ray_sweep(configs, results, root, address, threads, runs_per_gpu, retries)
     elif jobs > 1:
         outcomes = parallel_sweep(configs, results, root, jobs, threads, visible_gpus(device), runs_per_gpu)
     else:
         outcomes = run_sweep(configs, lambda c, resume: run_one(c, root, results, resume=resume), results)
+        here = threads_per_run
     failed = []
-    with torch_threads(threads_per_run if executor != "ray" and jobs == 1 else None):  # runs in this process
+    with torch_threads(here):  # outcomes are produced lazily: the runs happen inside this block
         for outcome in outcomes:
             if outcome.what == "failed":
                 failed.append(outcome)
