@@ -23,29 +23,36 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import UserError
-from bench.interface.backbones import build_backbone
+from bench.interface.backbones import auto_backbone, build_backbone
 from bench.interface.method import Batch, Method
 
 
 @dataclass(frozen=True)
 class MatchingNetConfig:
-    backbone: str = "conv4-64-max"
-    """Embedding network (``cli.py list`` shows the backbones); the paper's Omniglot and ImageNet network is four 64-filter conv blocks."""
+    backbone: str = "auto"
+    """Embedding network (``cli.py list`` shows the backbones); ``auto``: conv4-64-max (the paper's Omniglot and ImageNet network, four 64-filter conv blocks) for images, text-cnn for sentences."""
     batch_norm: Literal["running", "transductive"] = "running"
     """``running``: running statistics at test; ``transductive``: the statistics of each forward pass."""
     full_context: bool = False
     """Full context embeddings (the paper's Appendix A): support embeddings through a bidirectional LSTM, queries through an attention LSTM over the support set."""
     read_steps: int = 5
     """With ``full_context``: the attention LSTM's processing steps K (the paper gives no value)."""
+    temperature: float = 1.0
+    """Cosine similarities are multiplied by this before the attention's softmax (the paper: 1, so a
+    5-way 1-shot query's label probability can reach only about 0.65)."""
+    learn_temperature: bool = False
+    """Learn the multiplier, starting from ``temperature`` (as CSN's cosine attention does)."""
 
     def __post_init__(self):
         if not 1 <= self.read_steps <= 100:
             raise UserError(f"method.read_steps must be from 1 to 100, got {self.read_steps}")
+        if not 0 < self.temperature <= 1000:
+            raise UserError(f"method.temperature must be above 0 and at most 1000, got {self.temperature:g}")
 
 
-def cosine_attention(queries: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
-    """Softmax over the support of cosine similarities: [T, Q, D] x [T, S, D] -> [T, Q, S]."""
-    return (F.normalize(queries, dim=-1) @ F.normalize(support, dim=-1).transpose(1, 2)).softmax(-1)
+def cosine_attention(queries: torch.Tensor, support: torch.Tensor, temperature: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """Softmax over the support of scaled cosine similarities: [T, Q, D] x [T, S, D] -> [T, Q, S]."""
+    return (temperature * F.normalize(queries, dim=-1) @ F.normalize(support, dim=-1).transpose(1, 2)).softmax(-1)
 
 
 class AttentionLSTM(nn.Module):
@@ -76,7 +83,9 @@ class MatchingNet(Method):
 
     def __init__(self, config: MatchingNetConfig, task, ways: int):
         super().__init__(config, task, ways)
-        self.encoder, dim = build_backbone(config.backbone, task.channels, task.image_size, config.batch_norm)
+        self.backbone = auto_backbone(config.backbone, task, "conv4-64-max")
+        self.encoder, dim = build_backbone(self.backbone, task, config.batch_norm)
+        self.temperature = nn.Parameter(torch.tensor(config.temperature)) if config.learn_temperature else config.temperature
         if config.full_context:
             self.support_lstm = nn.LSTM(dim, dim, batch_first=True, bidirectional=True)
             self.query_lstm = AttentionLSTM(dim, config.read_steps)
@@ -84,6 +93,9 @@ class MatchingNet(Method):
     @property
     def max_ways(self) -> int | None:
         return None  # no classifier head: any number of ways
+
+    def info(self) -> dict:
+        return {"backbone": self.backbone}
 
     def forward(self, batch: Batch) -> torch.Tensor:
         g, f = batch.embed(self.encoder)
@@ -93,6 +105,6 @@ class MatchingNet(Method):
             g = g + forward + backward
             f = self.query_lstm(f, g)
         labels = F.one_hot(batch.support_y, batch.ways).to(g.dtype)  # [T, S, ways]
-        probabilities = cosine_attention(f, g) @ labels  # [T, Q, ways], each row sums to 1
+        probabilities = cosine_attention(f, g, self.temperature) @ labels  # [T, Q, ways], each row sums to 1
         # Log-probabilities as logits: the softmax of the cross-entropy then returns them unchanged.
         return probabilities.clamp_min(1e-12).log()
