@@ -66,6 +66,16 @@ def fake_run(results: Path, method: str, seed: int, values: list[float], task: s
                metric: mean, f"{metric}_ci95": 0.0, "episodes": len(values), "iterations": 2,
                "train_seconds": 5.0 + seed, "wall_seconds": 8.0 + seed, "seconds_per_iteration": 0.5, "episodes_per_second": 2.0,
                "test_ms_per_episode": 3.0, "peak_memory_bytes": 2**20 * (100 + seed), "peak_memory_kind": "cpu_rss",
-               "device": "cpu", "status": "complete", "method_info": {}, "best_val": best_val, "best_iteration": 2}
+               "device": "cpu", "status": "complete", "method_info": _method_info(config), "best_val": best_val,
+               "best_iteration": 2}
     folder.finish(rows, summary)
     return folder
+
+
+def _method_info(config: RunConfig) -> dict:
+    """What a real run of ``config`` records from its method (e.g. the backbone ``auto`` chose)."""
+    import torch
+
+    from bench.engine.setup import make_method
+
+    return make_method(config, torch.device("cpu")).info()

@@ -38,7 +38,7 @@ class ClassificationSource:
         labels_to_indices = {
             c: list(range(c * self.per_class, (c + 1) * self.per_class)) for c in range(len(class_names))
         }
-        self.meta = l2l.data.MetaDataset(_IndexDataset(len(self.flat)), labels_to_indices=labels_to_indices)
+        self.meta = l2l.data.MetaDataset(IndexDataset(len(self.flat)), labels_to_indices=labels_to_indices)
         self._tasksets: dict[tuple[int, int], object] = {}
 
     @property
@@ -123,7 +123,7 @@ class RandomRotationSource(ClassificationSource):
         return out
 
 
-class _IndexDataset(torch.utils.data.Dataset):
+class IndexDataset(torch.utils.data.Dataset):
     """Stands in for the images inside learn2learn: only indices are sampled there."""
 
     def __init__(self, n: int):

@@ -86,6 +86,10 @@ def build_sources(task: TaskSpec, data_root: Path) -> dict[str, EpisodeSource]:
         from bench.data.miniimagenet import ravi_sources
 
         return ravi_sources(data_root, task.image_size)
+    if task.dataset == "ptb":
+        from bench.data.ptb import ptb_sources
+
+        return ptb_sources(data_root, task.vocabulary, task.sequence_length)
     raise UserError(f"task '{task.name}' uses dataset '{task.dataset}', which this version cannot load")
 
 

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from bench.data.classification import ClassificationSource, RandomRotationSource
-from bench.data.storage import cache_dir, read_cache, write_cache
+from bench.data.storage import cache_dir, fetch_url, read_cache, write_cache
 from bench.errors import DataError, UserError
 from bench.files import atomic_write_bytes
 
@@ -118,17 +118,6 @@ def _missing_message(root: Path) -> str:
     )
 
 
-def _download(url: str) -> bytes:
-    import requests
-
-    try:
-        response = requests.get(url, timeout=60)
-        response.raise_for_status()
-    except requests.RequestException as exc:
-        raise DataError(f"download of {url} failed ({type(exc).__name__})") from None
-    return response.content
-
-
 def ensure_omniglot(root: Path, download: bool = True) -> _Source:
     source = _Source(root)
     if source.complete:
@@ -138,7 +127,7 @@ def ensure_omniglot(root: Path, download: bool = True) -> _Source:
     try:
         for name in SETS:
             if name not in source.kind:
-                data = _download(OMNIGLOT_URL.format(name=name))
+                data = fetch_url(OMNIGLOT_URL.format(name=name))
                 atomic_write_bytes(source.root / f"{name}.zip", data)
     except DataError as exc:
         raise DataError(f"{_missing_message(root)} ({exc})") from None
@@ -205,7 +194,7 @@ def load_split(root: Path, split: str, download: bool = True) -> list[str]:
         if not download:
             raise DataError(f"Vinyals split file missing: {path}")
         try:
-            atomic_write_bytes(path, _download(SPLITS_URL.format(split=split)))
+            atomic_write_bytes(path, fetch_url(SPLITS_URL.format(split=split)))
         except DataError as exc:
             raise DataError(f"Vinyals split file missing: {path} ({exc})") from None
         except OSError as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from bench.errors import DataError
 from bench.files import atomic_write_bytes
 
 
@@ -42,3 +43,15 @@ def write_cache(path: Path, blob: dict) -> None:
         atomic_write_bytes(path, buffer.getvalue())
     except OSError:
         pass  # an unwritable cache only costs time
+
+
+def fetch_url(url: str) -> bytes:
+    """The bytes at ``url``; a DataError naming it when the fetch fails."""
+    import requests
+
+    try:
+        response = requests.get(url, timeout=60)
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        raise DataError(f"download of {url} failed ({type(exc).__name__})") from None
+    return response.content

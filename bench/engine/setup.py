@@ -45,7 +45,7 @@ def set_up(config: RunConfig, data_root: Path, device: str | None = None, test_t
     """
     trained = config.task_spec
     task = test_task or trained
-    if (task.dataset, task.kind, task.image_size) != (trained.dataset, trained.kind, trained.image_size):
+    if (task.dataset, task.kind, task.input_shape) != (trained.dataset, trained.kind, trained.input_shape):
         raise UserError(f"task '{task.name}' is not compatible with '{trained.name}' (different data or kind)")
     dev = pick_device(device or config.settings.device)
     torch.use_deterministic_algorithms(config.settings.deterministic, warn_only=True)

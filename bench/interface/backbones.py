@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.errors import UserError
+from bench.interface.task import TaskSpec
 from bench.registry import Registry
 
 BatchNorm = Literal["transductive", "running", "none"]
@@ -116,6 +118,33 @@ def resnet12(in_channels: int, widths: tuple[int, ...], batch_norm: BatchNorm) -
     return nn.Sequential(*blocks, SpatialMean())
 
 
+class MaxOverTime(nn.Module):
+    """[N, C, L] -> [N, C]: each filter's largest response anywhere in the sentence."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=-1)
+
+
+class TokenEmbedding(nn.Embedding):
+    """Word embeddings laid out for ``Conv1d``: [N, L] token ids -> [N, D, L]. Token 0 is padding."""
+
+    def __init__(self, vocabulary: int, dim: int):
+        super().__init__(vocabulary, dim, padding_idx=0)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return super().forward(tokens).transpose(1, 2)
+
+
+def text_cnn(vocabulary: int, dim: int = 64, filters: int = 128) -> nn.Sequential:
+    """A convolutional sentence encoder in the manner of Kim (2014): word embeddings, two
+    width-3 convolutions with ReLU, max over positions. Recurrent encoders are not used because
+    MAML's ``torch.func`` implementations need a network that ``vmap`` batches natively."""
+    return nn.Sequential(
+        TokenEmbedding(vocabulary, dim), nn.Conv1d(dim, filters, 3, padding=1), nn.ReLU(),
+        nn.Conv1d(filters, filters, 3, padding=1), nn.ReLU(), MaxOverTime(),
+    )
+
+
 BACKBONES: Registry[Callable[..., nn.Sequential]] = Registry("backbone")
 BACKBONES.add("conv4-64-max", lambda c, bn: conv4(c, 64, "max", bn, spatial_mean=False))  # ProtoNets
 BACKBONES.add("conv4-64-stride", lambda c, bn: conv4(c, 64, "stride", bn, spatial_mean=True))  # MAML Omniglot
@@ -124,16 +153,32 @@ BACKBONES.add("resnet12", lambda c, bn: resnet12(c, (64, 160, 320, 640), bn))  #
 BACKBONES.add("resnet12-narrow", lambda c, bn: resnet12(c, (64, 96, 128, 256), bn))  # adaResNet's widths (csn.md)
 # Finn et al.'s sinusoid regressor body: 1-40-40 ReLU (the head adds the output layer).
 BACKBONES.add("mlp-40-40", lambda c, bn: nn.Sequential(nn.Linear(c, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU()))
+# Sentences (token ids); no normalisation layers, so the batch-norm setting does not apply.
+BACKBONES.add("text-cnn", lambda vocabulary, bn: text_cnn(vocabulary))
+TEXT_BACKBONES = frozenset({"text-cnn"})
 
 
-def build_backbone(name: str, in_channels: int, image_size: int, batch_norm: BatchNorm) -> tuple[nn.Sequential, int]:
-    """The backbone and the size of its output feature vector for ``image_size`` inputs
-    (``image_size`` 0: vectors of ``in_channels`` features)."""
-    net = BACKBONES.get(name)(in_channels, batch_norm)
+def auto_backbone(name: str, task: TaskSpec, image_default: str) -> str:
+    """``name``, with ``auto`` read as text-cnn for sentences and ``image_default`` otherwise."""
+    if name != "auto":
+        return name
+    return "text-cnn" if task.is_text else image_default
+
+
+def build_backbone(name: str, task: TaskSpec, batch_norm: BatchNorm) -> tuple[nn.Sequential, int]:
+    """The backbone for ``task``'s inputs and the size of its output feature vector.
+
+    Raises:
+        UserError: a text backbone for a task of images or vectors, or the other way round.
+    """
+    factory = BACKBONES.get(name)
+    if (name in TEXT_BACKBONES) != task.is_text:
+        wanted = "a text backbone (" + ", ".join(sorted(TEXT_BACKBONES)) + ")" if task.is_text else "an image or vector backbone"
+        raise UserError(f"backbone '{name}' does not fit task '{task.name}': it needs {wanted}")
+    net = factory(task.channels, batch_norm)
     with torch.no_grad():
         was = net.training
         net.eval() if batch_norm == "running" else net.train()
-        shape = (2, in_channels, image_size, image_size) if image_size else (2, in_channels)
-        dim = net(torch.zeros(shape)).shape[1]
+        dim = net(task.example_inputs(2)).shape[1]
         net.train(was)
     return net, dim

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -11,14 +14,16 @@ class TaskSpec:
     """One benchmark task. ``queries`` is per class for classification, per task for regression.
 
     ``protocol`` names the evaluation protocol (split, classes, episode shape, test episodes);
-    a published number is compared only with tasks of its own protocol.
+    a published number is compared only with tasks of its own protocol. Text tasks (``ptb``)
+    have ``image_size`` 0, examples of ``sequence_length`` token ids, and an embedding table of
+    ``vocabulary`` rows.
     """
 
     name: str
     version: int
     protocol: str
     kind: Literal["classification", "regression"]
-    dataset: Literal["omniglot", "sinusoid", "miniimagenet"]
+    dataset: Literal["omniglot", "sinusoid", "miniimagenet", "ptb"]
     split: str
     image_size: int
     ways: int
@@ -26,8 +31,29 @@ class TaskSpec:
     queries: int
     test_episodes: int
     val_episodes: int
+    sequence_length: int = 0
+    vocabulary: int = 0
+
+    @property
+    def is_text(self) -> bool:
+        return self.dataset == "ptb"
 
     @property
     def channels(self) -> int:
-        """Input channels (features, for regression) of one example."""
+        """Input channels (features, for regression) of one example; for text, the vocabulary."""
+        if self.is_text:
+            return self.vocabulary
         return 3 if self.dataset == "miniimagenet" else 1
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one example: (C, H, W) images, (features,) vectors, (length,) token ids."""
+        if self.is_text:
+            return (self.sequence_length,)
+        return (self.channels, self.image_size, self.image_size) if self.image_size else (self.channels,)
+
+    def example_inputs(self, n: int) -> "torch.Tensor":
+        """``n`` all-zero examples (token ids for text), to size the networks built for the task."""
+        import torch  # here: the report reads task specs without importing torch
+
+        return torch.zeros((n, *self.input_shape), dtype=torch.long if self.is_text else torch.float)

@@ -20,16 +20,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import UserError
-from bench.interface.backbones import ResidualBlock
+from bench.interface.backbones import ResidualBlock, TokenEmbedding
 from bench.interface.method import Batch, Method, mask_logits, task_loss
 
 
 @dataclass(frozen=True)
 class CSNConfig:
-    architecture: Literal["auto", "adaffn", "seed", "paper", "conv4", "adaresnet"] = "auto"
+    architecture: Literal["auto", "adaffn", "seed", "paper", "conv4", "adaresnet", "text"] = "auto"
     """Base, key and value networks: ``adaffn`` (sinusoid), ``seed`` (the TensorFlow reimplementation's adaCNN),
-    ``paper`` (the paper's adaCNN), ``conv4`` (the Conv-4 of ProtoNet and MAML), ``adaresnet`` (ResNet-12 blocks);
-    ``auto``: adaffn for regression, seed for images."""
+    ``paper`` (the paper's adaCNN), ``conv4`` (the Conv-4 of ProtoNet and MAML), ``adaresnet`` (ResNet-12 blocks),
+    ``text`` (sentences: the text-cnn encoder's layers and a dense layer); ``auto``: adaffn for regression,
+    text for sentences, seed for images."""
     conditioning: Literal["df", "grad"] = "df"
     """``df``: direct feedback sigma'(a) * dL/do (the paper's main variant); ``grad``: dL/da by autograd."""
     detach_conditioning: bool = False
@@ -88,10 +89,21 @@ ARCHITECTURES = {
     ),
     # ProtoNet's and MAML's Conv-4 layout (64 filters, 2x2 max-pool), for one-backbone comparisons.
     "conv4": Architecture((("conv", 64, "max2"),) * 4, (("conv", 64, "max2"),) * 4, 64, (40, 40)),
+    # A reconstruction (the paper's PTB network was not retrieved): the layers of the other methods'
+    # text-cnn (64-d word embeddings and a width-3 convolution of 128 filters, a second one, max
+    # over positions), then a dense layer of 128; CSNs on the second convolution (a shift per
+    # filter and position: the blank is always at the centre), the dense layer and the output.
+    # Key network: embeddings, one convolution of 64 filters, max over positions, a 64-d key.
+    "text": Architecture(
+        (("text", 128, ""), ("conv1d", 128, "maxtime"), ("dense", 128, "")), (("text", 64, "maxtime"),), 64, (40, 40)
+    ),
 }
+WORD_DIM = 64  # word embedding size of the ``text`` layers, as in the text-cnn backbone
 
 
 def _pool(kind: str, x: torch.Tensor) -> torch.Tensor:
+    if kind == "maxtime":
+        return x.amax(dim=-1)
     if kind == "max2":
         return F.max_pool2d(x, 2)
     if kind == "max2s1":
@@ -122,10 +134,11 @@ class ResidualPreActivation(nn.Module):
 
 
 class LayerStack(nn.Module):
-    """Dense or conv layers with ReLU and optional pooling; records pre-activations and
-    adds per-example shifts to chosen layers."""
+    """Dense, conv or text layers with ReLU and optional pooling; records pre-activations and
+    adds per-example shifts to chosen layers. A ``text`` layer embeds token ids (``vocabulary``
+    rows) and convolves them; ``conv1d`` convolves over positions."""
 
-    def __init__(self, spec, in_shape: tuple[int, ...], batch_norm: bool = False):
+    def __init__(self, spec, in_shape: tuple[int, ...], batch_norm: bool = False, vocabulary: int = 0):
         super().__init__()
         self.spec = spec
         self.ops = nn.ModuleList()
@@ -134,8 +147,14 @@ class LayerStack(nn.Module):
         self.shapes: list[tuple[int, ...]] = []  # pre-activation shape of each layer
         for kind, width, pool in spec:
             plain_norm = batch_norm and kind != "res"  # residual blocks carry their own
-            self.norms.append((nn.BatchNorm1d if kind == "dense" else nn.BatchNorm2d)(width) if plain_norm else nn.Identity())
-            if kind in ("conv", "res"):
+            self.norms.append((nn.BatchNorm2d if kind == "conv" else nn.BatchNorm1d)(width) if plain_norm else nn.Identity())
+            if kind in ("text", "conv1d"):
+                first = nn.Sequential(TokenEmbedding(vocabulary, WORD_DIM), nn.Conv1d(WORD_DIM, width, 3, padding=1))
+                self.ops.append(first if kind == "text" else nn.Conv1d(shape[0], width, 3, padding=1))
+                shape = (width, in_shape[0] if kind == "text" else shape[1])
+                self.shapes.append(shape)
+                shape = (width,) if pool == "maxtime" else shape
+            elif kind in ("conv", "res"):
                 self.ops.append(nn.Conv2d(shape[0], width, 3, padding=1) if kind == "conv" else ResidualPreActivation(shape[0], width))
                 shape = (width, *shape[1:])
                 self.shapes.append(shape)
@@ -218,16 +237,17 @@ class CSN(Method):
         super().__init__(config, task, ways)
         name = config.architecture
         if name == "auto":
-            name = "adaffn" if task.kind == "regression" else "seed"
-        if (name == "adaffn") != (task.kind == "regression"):
-            raise UserError(f"method.architecture '{name}' does not fit {task.kind} task '{task.name}'")
+            name = "adaffn" if task.kind == "regression" else "text" if task.is_text else "seed"
+        if (name == "adaffn") != (task.kind == "regression") or (name == "text") != task.is_text:
+            data = "text" if task.is_text else "image" if task.kind == "classification" else task.kind
+            raise UserError(f"method.architecture '{name}' does not fit {data} task '{task.name}'")
         arch = ARCHITECTURES[name]
         self.architecture = name
-        in_shape = (task.channels,) if task.kind == "regression" else (task.channels, task.image_size, task.image_size)
+        in_shape = task.input_shape
         self.outputs = ways if task.kind == "classification" else 1
-        self.base = LayerStack(arch.base, in_shape, batch_norm=config.batch_norm == "all")
+        self.base = LayerStack(arch.base, in_shape, config.batch_norm == "all", task.vocabulary)
         self.head = nn.Linear(self.base.out_dim, self.outputs)
-        self.keys = LayerStack(arch.key, in_shape, batch_norm=config.batch_norm in ("keys", "all"))
+        self.keys = LayerStack(arch.key, in_shape, config.batch_norm in ("keys", "all"), task.vocabulary)
         self.key_head = nn.Linear(self.keys.out_dim, config.key_size or arch.key_size)
         value_in = self.outputs if config.conditioning == "df" else 1
         self.value = _mlp([value_in, *(config.value_hidden or arch.value_hidden), 1])
@@ -287,17 +307,19 @@ class CSN(Method):
         the value MLP runs once per example instead of once per neuron.
         """
         gate = relu_derivative(a)
-        if a.dim() == 4 and self.config.granularity == "channel":
-            frac = gate.mean(dim=(2, 3))  # mean over positions of sigma'(a) * e = (mean sigma'(a)) * e
-            return self.value(frac.unsqueeze(-1) * e.unsqueeze(1)).squeeze(-1)[:, :, None, None]
+        positions = tuple(range(2, a.dim()))
+        if positions and self.config.granularity == "channel":
+            frac = gate.mean(dim=positions)  # mean over positions of sigma'(a) * e = (mean sigma'(a)) * e
+            v = self.value(frac.unsqueeze(-1) * e.unsqueeze(1)).squeeze(-1)
+            return v.view(*v.shape, *(1 for _ in positions))
         v_e = self.value(e).squeeze(-1)  # [B]
         v_0 = self.value(torch.zeros_like(e[:1])).squeeze(-1)  # [1]
         shape = (-1,) + (1,) * (a.dim() - 1)
         return gate * (v_e - v_0).view(shape) + v_0.view(shape)
 
     def _grad_values(self, g: torch.Tensor) -> torch.Tensor:
-        if g.dim() == 4 and self.config.granularity == "channel":
-            g = g.mean(dim=(2, 3), keepdim=True)
+        if g.dim() > 2 and self.config.granularity == "channel":
+            g = g.mean(dim=tuple(range(2, g.dim())), keepdim=True)
         return self.value(g.unsqueeze(-1)).squeeze(-1)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

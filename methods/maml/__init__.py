@@ -35,7 +35,7 @@ from bench.interface.method import Batch, Method, mask_logits, task_loss
 @dataclass(frozen=True)
 class MAMLConfig:
     backbone: str = "auto"
-    """``auto``: conv4-64-stride (Omniglot), conv4-32-max (mini-ImageNet), mlp-40-40 (sinusoid)."""
+    """``auto``: conv4-64-stride (Omniglot), conv4-32-max (mini-ImageNet), mlp-40-40 (sinusoid), text-cnn (Penn Treebank)."""
     inner_lr: float = 0.4
     """Step size of the inner gradient steps."""
     inner_steps: int = 1
@@ -61,7 +61,7 @@ class MAMLConfig:
             raise UserError(f"method.inner_lr must be positive, got {self.inner_lr:g}")
 
 
-AUTO_BACKBONE = {"omniglot": "conv4-64-stride", "miniimagenet": "conv4-32-max", "sinusoid": "mlp-40-40"}
+AUTO_BACKBONE = {"omniglot": "conv4-64-stride", "miniimagenet": "conv4-32-max", "sinusoid": "mlp-40-40", "ptb": "text-cnn"}
 
 
 class MAML(Method):
@@ -78,7 +78,7 @@ class MAML(Method):
                 "method.batch_norm=running updates statistics in place, which torch.func cannot do: use impl reference"
             )
         self.backbone = backbone = AUTO_BACKBONE[task.dataset] if config.backbone == "auto" else config.backbone
-        body, dim = build_backbone(backbone, task.channels, task.image_size, config.batch_norm)
+        body, dim = build_backbone(backbone, task, config.batch_norm)
         self.net = nn.Sequential(body, nn.Linear(dim, ways if task.kind == "classification" else 1))
         self.impl_used = config.impl if config.impl != "auto" else None
         if config.batch_norm == "running" and config.impl == "auto":

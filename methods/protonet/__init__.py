@@ -8,14 +8,14 @@ from typing import Literal
 
 import torch
 
-from bench.interface.backbones import build_backbone
+from bench.interface.backbones import auto_backbone, build_backbone
 from bench.interface.method import Batch, Method
 
 
 @dataclass(frozen=True)
 class ProtoNetConfig:
-    backbone: str = "conv4-64-max"
-    """Embedding network (``cli.py list`` shows the backbones)."""
+    backbone: str = "auto"
+    """Embedding network (``cli.py list`` shows the backbones); ``auto``: conv4-64-max for images, text-cnn for sentences."""
     batch_norm: Literal["running", "transductive"] = "running"
     """``running``: running statistics at test; ``transductive``: the statistics of each forward pass (every episode evaluated together)."""
 
@@ -46,11 +46,15 @@ class ProtoNet(Method):
 
     def __init__(self, config: ProtoNetConfig, task, ways: int):
         super().__init__(config, task, ways)
-        self.encoder, _ = build_backbone(config.backbone, task.channels, task.image_size, config.batch_norm)
+        self.backbone = auto_backbone(config.backbone, task, "conv4-64-max")
+        self.encoder, _ = build_backbone(self.backbone, task, config.batch_norm)
 
     @property
     def max_ways(self) -> int | None:
         return None  # no classifier head: any number of ways
+
+    def info(self) -> dict:
+        return {"backbone": self.backbone}
 
     def forward(self, batch: Batch) -> torch.Tensor:
         zs, zq = batch.embed(self.encoder)

@@ -1,0 +1,168 @@
+"""Penn Treebank one-shot language modelling: the word split, blanking, labels and episodes,
+on a small generated corpus (the real files only where a test says so)."""
+
+import json
+import random
+
+import pytest
+import torch
+from helpers import invoke, one_line_error
+
+from bench.data.episodes import PyRandomStream, eval_episodes
+from bench.data.ptb import (BLANK, FILES, PAD, UNK, Vocabulary, blanked_window, ptb_sources, read_corpus,
+                            read_split_files, word_split)
+from bench.data.tasks import get_task
+from bench.errors import DataError
+
+TASK = get_task("ptb-5w1s")
+
+
+def write_corpus(root, words=120, seed=1):
+    """``ptb.{train,valid,test}.txt`` of random sentences over ``words`` words and ``<unk>``."""
+    rng = random.Random(seed)
+    vocabulary = [f"w{i:03d}" for i in range(words)] + ["<unk>"]
+    (root / "ptb").mkdir(parents=True, exist_ok=True)
+    for name, n in (("ptb.train.txt", 600), ("ptb.valid.txt", 300), ("ptb.test.txt", 300)):
+        lines = (" ".join(rng.choice(vocabulary) for _ in range(rng.randint(5, 25))) for _ in range(n))
+        (root / "ptb" / name).write_text("".join(f" {line} \n" for line in lines))
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("ptb"))
+
+
+@pytest.fixture(scope="module")
+def sources(corpus):
+    return ptb_sources(corpus, TASK.vocabulary, TASK.sequence_length)
+
+
+def test_word_split_is_disjoint_covers_the_vocabulary_and_follows_the_seed():
+    vocabulary = [f"w{i}" for i in range(200)] + ["<unk>"]
+    split = word_split(vocabulary)
+    assert [len(split[k]) for k in ("train", "val", "test")] == [170, 10, 20]
+    assert set(split["train"]) | set(split["val"]) | set(split["test"]) == set(vocabulary) - {"<unk>"}
+    assert not set(split["train"]) & set(split["test"]) and not set(split["train"]) & set(split["val"])
+    assert not set(split["val"]) & set(split["test"])
+    assert word_split(list(reversed(vocabulary))) == split  # order of first appearance does not matter
+    assert word_split(vocabulary, seed=1) != split
+
+
+def test_the_committed_split_files_are_disjoint_and_sized_as_the_task_says():
+    split = read_split_files()
+    assert [len(split[k]) for k in ("train", "val", "test")] == [8498, 500, 1000]
+    assert not set(split["train"]) & (set(split["val"]) | set(split["test"]))
+    assert not set(split["val"]) & set(split["test"])
+    assert len(Vocabulary(split["train"])) == TASK.vocabulary
+
+
+def test_the_committed_split_is_the_seed_0_split_of_the_real_training_file(data_root):
+    words = [w for line in (data_root / "ptb" / FILES["train"]).read_text().splitlines() for w in line.split()]
+    assert word_split(words) == read_split_files()
+
+
+def test_a_window_is_centred_on_the_first_blank_and_blanks_every_occurrence():
+    vocabulary = Vocabulary(["a", "b", "c"])  # ids 3, 4, 5
+    sentence = ["a", "x", "b", "c", "b"]
+    assert blanked_window(sentence, "b", vocabulary, 5) == [3, UNK, BLANK, 5, BLANK]
+    assert blanked_window(sentence, "a", vocabulary, 5) == [PAD, PAD, BLANK, UNK, 4]
+    assert blanked_window(sentence, "b", vocabulary, 3) == [UNK, BLANK, 5]
+
+
+def test_the_splits_draw_disjoint_words_from_their_own_files(sources, corpus):
+    words = {name: set(source.words) for name, source in sources.items()}
+    assert not words["train"] & words["test"] and not words["train"] & words["val"] and not words["val"] & words["test"]
+    split = word_split([w for s in sources["train"].sentences for w in s])
+    assert all(words[name] <= set(split[name]) for name in words)
+    assert sources["test"].sentences == [line.split() for line in (corpus / "ptb" / FILES["test"]).read_text().splitlines()]
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_examples_hold_a_blank_at_the_centre_and_never_their_word(sources, split):
+    source = sources[split]
+    episodes = eval_episodes(source, TASK, split, 20, 0)
+    batch = source.collate(episodes, 5, 1)
+    x = torch.cat([batch.support_x, batch.query_x], 1)  # [T, 10, L]
+    y = torch.cat([batch.support_y, batch.query_y], 1)
+    centre = TASK.sequence_length // 2
+    assert (x[:, :, centre] == BLANK).all()
+    for t, episode in enumerate(episodes):
+        ids = [source.vocabulary.encode(w) for w in episode.classes]
+        if split == "test":
+            assert ids == [UNK] * 5  # held-out words have no token of their own
+        for label, word_id in enumerate(ids):
+            rows = x[t][y[t] == label]
+            assert rows.shape[0] == 2  # one support and one query sentence
+            if word_id != UNK:
+                assert not (rows == word_id).any()
+
+
+def test_labels_follow_the_episode_classes_and_sentences_hold_their_word(sources):
+    source = sources["train"]
+    episode = source.sample(5, 2, 1, PyRandomStream(3))
+    batch = source.collate([episode], 5, 2)
+    assert batch.support_y.tolist() == [[0, 0, 1, 1, 2, 2, 3, 3, 4, 4]]
+    assert batch.query_y.tolist() == [[0, 1, 2, 3, 4]]
+    for word, sentences in zip(episode.classes, episode.payload):
+        assert len(set(sentences)) == 3
+        assert all(word in source.sentences[i] for i in sentences)
+
+
+def test_held_out_words_are_unknown_wherever_they_occur(sources):
+    vocabulary = sources["train"].vocabulary
+    for name in ("val", "test"):
+        assert all(vocabulary.encode(w) == UNK for w in sources[name].words)
+    assert {vocabulary.encode(w) for w in sources["train"].words} >= {3}
+
+
+def test_words_too_rare_for_the_episode_shape_are_dropped(sources):
+    source = sources["val"]
+    counts = {w: len(source.holding[w]) for w in source.words}
+    for per_class in (2, 12, 40):
+        assert source.eligible(per_class) == sorted(w for w, n in counts.items() if n >= per_class)
+    with pytest.raises(Exception, match="only .* words of the split occur in 1000 or more sentences"):
+        source.check(5, 999, 1, "val episodes")
+
+
+def test_every_method_is_tested_on_the_same_episodes(corpus, tmp_path):
+    fingerprints = {}
+    for method in ("protonet", "matchingnet", "maml", "csn"):
+        out = tmp_path / method
+        result = invoke("run", "--method", method, "--task", "ptb-5w1s", "--profile", "smoke", "--out", out,
+                        "--seed", {"protonet": 0, "matchingnet": 1, "maml": 2, "csn": 3}[method], "--data-root", corpus)
+        assert result.exit_code == 0, result.output
+        (run,) = (out / "runs").iterdir()
+        summary = json.loads((run / "summary.json").read_text())
+        assert 0.0 <= summary["accuracy"] <= 1.0 and summary["episodes"] == 8
+        rows = [json.loads(line) for line in (run / "test_episodes.jsonl").read_text().splitlines()]
+        fingerprints[method] = [(row["fingerprint"], row["classes"]) for row in rows]
+    assert len(fingerprints["protonet"]) == 8
+    assert all(f == fingerprints["protonet"] for f in fingerprints.values())
+
+
+def test_missing_and_corrupt_files_are_data_errors(tmp_path):
+    with pytest.raises(DataError, match="Penn Treebank not found under"):
+        read_corpus(tmp_path, download=False)
+    root = write_corpus(tmp_path / "bad")
+    (root / "ptb" / FILES["test"]).write_bytes(b"\xff\xfe broken")
+    with pytest.raises(DataError, match="is not UTF-8 text"):
+        ptb_sources(root, TASK.vocabulary, TASK.sequence_length)
+    (root / "ptb" / FILES["test"]).write_text("\n \n")
+    with pytest.raises(DataError, match="holds no sentences"):
+        ptb_sources(root, TASK.vocabulary, TASK.sequence_length)
+
+
+def test_a_corpus_larger_than_the_tasks_vocabulary_is_refused(tmp_path):
+    root = write_corpus(tmp_path, words=300)
+    with pytest.raises(DataError, match="more than the task's 100"):
+        ptb_sources(root, 100, TASK.sequence_length)
+
+
+def test_an_image_backbone_on_text_is_a_one_line_error(corpus, tmp_path):
+    result = invoke("run", "--method", "protonet", "--task", "ptb-5w1s", "--profile", "smoke", "--data-root", corpus,
+                    "--set", "method.backbone=conv4-64-max", "--out", tmp_path)
+    one_line_error(result, 2, "backbone 'conv4-64-max' does not fit task 'ptb-5w1s'")
+    result = invoke("run", "--method", "csn", "--task", "omniglot-5w1s", "--profile", "smoke",
+                    "--set", "method.architecture=text", "--out", tmp_path)
+    one_line_error(result, 2, "method.architecture 'text' does not fit image task 'omniglot-5w1s'")
