@@ -172,11 +172,17 @@ def run(method, task, resume_dir, deterministic, tensorboard, seed, profile, con
         click.echo(summary_line(folder))
 
 
+# Set when cli.py is the program: the process ends with the command, so handlers set for a
+# command's end may stay until it exits (in-process callers, such as tests, get theirs back).
+AT_EXIT = {"keep_handlers": False}
+
+
 @contextlib.contextmanager
 def late_signals_ignored():
     """The run handles SIGINT and SIGTERM while it runs; one that comes after its summary is
-    written (while the result line is printed) finds the run complete: it changes nothing, and
-    the command still exits 0 rather than dying with a half-printed line."""
+    written (while the result line is printed, or while the interpreter shuts down) finds the
+    run complete: it changes nothing, and the command still exits 0 rather than dying with a
+    half-printed line or click's "Aborted!"."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
@@ -186,8 +192,9 @@ def late_signals_ignored():
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if not AT_EXIT["keep_handlers"]:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def summary_line(folder) -> str:
@@ -486,4 +493,5 @@ def demo(data_root, out) -> None:
 
 
 if __name__ == "__main__":
+    AT_EXIT["keep_handlers"] = True
     cli()
