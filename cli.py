@@ -413,21 +413,27 @@ def data() -> None:
 @data_root_option
 @one_line_errors
 def data_verify(data_root) -> None:
-    """Checks Omniglot and the split files against their checksums; lists what is missing or corrupt."""
+    """Checks Omniglot, its split files and (where present) the Penn Treebank against their
+    checksums; lists what is missing or corrupt."""
+    from bench.data import ptb
     from bench.data.omniglot import verify
     from bench.data.storage import resolve_root
     from bench.errors import DataError
 
-    result = verify(resolve_root(data_root))
+    root = resolve_root(data_root)
+    result = verify(root)
+    ptb_missing, ptb_corrupt = ptb.verify(root)
+    missing, corrupt = result.missing + ptb_missing, result.corrupt + ptb_corrupt
     for note in result.notes:
         click.echo(f"note: {note}")
-    for path in result.missing:
+    for path in missing:
         click.echo(f"missing: {path}")
-    for path in result.corrupt:
+    for path in corrupt:
         click.echo(f"corrupt: {path}")
-    if not result.ok:
-        raise DataError(f"data check failed: {len(result.missing)} missing, {len(result.corrupt)} corrupt")
-    click.echo(f"ok: {result.checked} images and the Vinyals split files match their checksums")
+    if missing or corrupt:
+        raise DataError(f"data check failed: {len(missing)} missing, {len(corrupt)} corrupt")
+    text = " and the Penn Treebank files" if (root / "ptb").is_dir() else " (no Penn Treebank folder)"
+    click.echo(f"ok: {result.checked} images, the Vinyals split files{text} match their checksums")
 
 
 @data.command("synth-miniimagenet")

