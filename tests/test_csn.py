@@ -31,6 +31,20 @@ def image_batch(tasks=2, ways=5, shots=2, queries=3, seed=0):
                  torch.rand(tasks, ways * queries, 1, 28, 28, generator=g), qy, ways)
 
 
+def text_batch(tasks=2, ways=5, shots=2, queries=3, seed=0, length=41, vocabulary=8501):
+    g = torch.Generator().manual_seed(seed)
+    sy = torch.arange(ways).repeat_interleave(shots).repeat(tasks, 1)
+    qy = torch.arange(ways).repeat_interleave(queries).repeat(tasks, 1)
+    return Batch(torch.randint(vocabulary, (tasks, ways * shots, length), generator=g), sy,
+                 torch.randint(vocabulary, (tasks, ways * queries, length), generator=g), qy, ways)
+
+
+def batch_for(task):
+    if task.startswith("sin"):
+        return regression_batch()
+    return text_batch() if task.startswith("ptb") else image_batch()
+
+
 class Scaled(nn.Module):
     def __init__(self, factor):
         super().__init__()
@@ -60,21 +74,21 @@ def test_one_step_gradient_equivalence():
 
 
 @pytest.mark.parametrize("shift", ["post_act", "pre", "post"])
-@pytest.mark.parametrize("task", ["sinusoid-5s", "omniglot-5w1s"])
+@pytest.mark.parametrize("task", ["sinusoid-5s", "omniglot-5w1s", "ptb-5w1s"])
 def test_zero_values_give_the_unshifted_network(shift, task):
     method = csn(task, shift=shift, csn_layers="all")
     last = method.value[-1]
     with torch.no_grad():
         last.weight.zero_()
         last.bias.zero_()
-        batch = regression_batch() if task.startswith("sin") else image_batch()
+        batch = batch_for(task)
         assert torch.equal(method(batch), method.unadapted(batch))
 
 
-@pytest.mark.parametrize("task", ["sinusoid-5s", "omniglot-5w1s"])
+@pytest.mark.parametrize("task", ["sinusoid-5s", "omniglot-5w1s", "ptb-5w1s"])
 def test_support_order_does_not_matter(task):
     method = csn(task)
-    batch = regression_batch() if task.startswith("sin") else image_batch()
+    batch = batch_for(task)
     perm = torch.randperm(batch.support_x.shape[1], generator=torch.Generator().manual_seed(3))
     permuted = Batch(batch.support_x[:, perm], batch.support_y[:, perm], batch.query_x, batch.query_y, batch.ways, batch.extras)
     with torch.no_grad():
@@ -97,14 +111,16 @@ def test_output_error_and_df_information_by_hand():
 
 
 @pytest.mark.parametrize("granularity", ["position", "channel"])
-def test_fast_df_values_equal_the_value_network_on_the_information(granularity):
+@pytest.mark.parametrize("positions", [(5, 5), (7,)])  # conv maps, sentences
+def test_fast_df_values_equal_the_value_network_on_the_information(granularity, positions):
     method = csn("omniglot-5w1s", granularity=granularity)
-    a = torch.randn(4, 3, 5, 5)
+    a = torch.randn(4, 3, *positions)
     e = torch.randn(4, 5)
     fast = method._df_values(a, e)
     info = df_information(a, e)
     if granularity == "channel":
-        info = info.mean(dim=(2, 3))[:, :, None, None]
+        dims = tuple(range(2, a.dim()))
+        info = info.mean(dim=dims).view(4, 3, *(1 for _ in dims), 5)
     assert torch.allclose(fast, method.value(info).squeeze(-1).expand_as(fast), atol=1e-6)
 
 
@@ -162,3 +178,15 @@ def test_csn_layers_parsing():
 
     with pytest.raises(UserError, match="hidden layer number from 1 to 4"):
         parse_csn_layers("5", 4)
+
+
+def test_the_text_architecture_shifts_the_second_convolution_per_position_the_dense_layer_and_the_output():
+    method = csn("ptb-5w1s")
+    assert method.architecture == "text" and method.csn_hidden == [1, 2] and method.csn_out
+    batch = text_batch()
+    sx, sy = batch.support_x.flatten(0, 1), batch.support_y.flatten(0, 1)
+    feats, pre = method.base(sx)
+    values = method.values(pre, method.head(feats), sy, 5)
+    assert values[1].shape == (20, 128, 41) and values[2].shape == (20, 128) and values["out"].shape == (20, 5)
+    with torch.no_grad():
+        assert not torch.allclose(method(batch), method.unadapted(batch))
