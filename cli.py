@@ -172,8 +172,9 @@ def run(method, task, resume_dir, deterministic, tensorboard, seed, profile, con
         click.echo(summary_line(folder))
 
 
-# Set when cli.py is the program: the process ends with the command, so handlers set for a
-# command's end may stay until it exits (in-process callers, such as tests, get theirs back).
+# Set when cli.py is the program: the process ends with the command, so the signals a command
+# ignores at its end stay ignored until it exits (in-process callers, such as tests, get their
+# handlers back).
 AT_EXIT = {"keep_handlers": False}
 
 
@@ -192,9 +193,10 @@ def late_signals_ignored():
     try:
         yield
     finally:
-        if not AT_EXIT["keep_handlers"]:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        for sig, handler in previous.items():
+            # SIG_IGN, unlike a Python handler, survives the interpreter's shutdown, which puts
+            # Python handlers back to the default (a kill) before the process ends.
+            signal.signal(sig, signal.SIG_IGN if AT_EXIT["keep_handlers"] else handler)
 
 
 def summary_line(folder) -> str:

@@ -236,8 +236,8 @@ def test_a_signal_after_the_run_is_complete_changes_nothing(sig, tmp_path, monke
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_as_a_program_a_signal_after_the_command_returned_still_exits_0(sig, tmp_path):
     """Between the command's return and the process's exit (click's own exit, interpreter
-    shutdown) a signal would otherwise be click's 'Aborted!' (exit 1) or a kill: the program
-    keeps the ignoring handlers until it exits."""
+    shutdown) a signal would otherwise be click's 'Aborted!' (exit 1) or a kill (the shutdown
+    puts Python handlers back to the default): the program ignores them until it exits."""
     finished = fake_run(tmp_path, "protonet", 0, [1.0])
     script = f"""
 import os, signal, sys
@@ -245,11 +245,15 @@ sys.argv = ["cli.py", "run", "--method", "protonet", "--task", "omniglot-5w1s", 
 import bench.engine.run
 from bench.results.runfolder import RunFolder
 bench.engine.run.run = lambda *args, **kwargs: RunFolder({str(finished.path)!r})
-import atexit
-atexit.register(lambda: os.kill(os.getpid(), {int(sig)}))  # during the interpreter's shutdown
 import runpy
-runpy.run_path("cli.py", run_name="__main__")
+try:
+    runpy.run_path("cli.py", run_name="__main__")
+finally:
+    # ignored outright (SIG_IGN), which the interpreter's shutdown keeps, unlike a Python handler
+    print("disposition:", signal.getsignal({int(sig)}) is signal.SIG_IGN)
+    os.kill(os.getpid(), {int(sig)})
 """
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert str(finished.path) in out.stdout and "Aborted" not in out.stderr + out.stdout
+    assert "disposition: True" in out.stdout
