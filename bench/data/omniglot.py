@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from bench.data.classification import ClassificationSource, RandomRotationSource
-from bench.data.storage import cache_dir, fetch_url, read_cache, write_cache
+from bench.data.storage import cache_dir, fetch_url, read_cache, read_or_fetch, write_cache
 from bench.errors import DataError, UserError
 from bench.files import atomic_write_bytes
 
@@ -190,19 +190,7 @@ def load_omniglot(root: Path, size: int = 28, download: bool = True) -> Omniglot
 def load_split(root: Path, split: str, download: bool = True) -> list[str]:
     """The Vinyals split's class names (``Alphabet/characterNN/rotDDD``)."""
     path = root / "omniglot" / "splits" / "vinyals" / f"{split}.txt"
-    if not path.is_file():
-        if not download:
-            raise DataError(f"Vinyals split file missing: {path}")
-        try:
-            atomic_write_bytes(path, fetch_url(SPLITS_URL.format(split=split)))
-        except DataError as exc:
-            raise DataError(f"Vinyals split file missing: {path} ({exc})") from None
-        except OSError as exc:
-            raise DataError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    raw = read_or_fetch(path, SPLITS_URL.format(split=split), f"Vinyals split file missing: {path}", download)
     expected = SPLIT_SHA256.get(split)
     if expected and hashlib.sha256(raw).hexdigest() != expected:
         raise DataError(f"split file {path} does not match its checksum")

@@ -28,9 +28,8 @@ import torch
 
 from bench.data.classification import IndexDataset, l2l
 from bench.data.episodes import Episode, PyRandomStream, fingerprint
-from bench.data.storage import fetch_url
+from bench.data.storage import read_or_fetch
 from bench.errors import DataError, UserError
-from bench.files import atomic_write_bytes
 from bench.interface.method import Batch
 
 FILES = {"train": "ptb.train.txt", "val": "ptb.valid.txt", "test": "ptb.test.txt"}
@@ -83,24 +82,8 @@ def _missing_message(root: Path) -> str:
 
 def read_corpus(root: Path, download: bool = True) -> dict[str, bytes]:
     """The three files' bytes by split; missing ones are downloaded when allowed."""
-    folder = root / "ptb"
-    out = {}
-    for split, name in FILES.items():
-        path = folder / name
-        if not path.is_file():
-            if not download:
-                raise DataError(_missing_message(root))
-            try:
-                atomic_write_bytes(path, fetch_url(URL.format(name=name)))
-            except DataError as exc:
-                raise DataError(f"{_missing_message(root)} ({exc})") from None
-            except OSError as exc:
-                raise DataError(f"cannot write {path}: {exc.strerror}") from None
-        try:
-            out[split] = path.read_bytes()
-        except OSError as exc:
-            raise DataError(f"cannot read {path}: {exc.strerror}") from None
-    return out
+    return {split: read_or_fetch(root / "ptb" / name, URL.format(name=name), _missing_message(root), download)
+            for split, name in FILES.items()}
 
 
 def sentences_of(raw: bytes, name: str) -> list[list[str]]:

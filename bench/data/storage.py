@@ -55,3 +55,21 @@ def fetch_url(url: str) -> bytes:
     except requests.RequestException as exc:
         raise DataError(f"download of {url} failed ({type(exc).__name__})") from None
     return response.content
+
+
+def read_or_fetch(path: Path, url: str, missing: str, download: bool = True) -> bytes:
+    """The bytes of ``path``, downloaded from ``url`` first when the file is absent and
+    ``download`` allows. ``missing`` is the error's text when it is absent and cannot be had."""
+    if not path.is_file():
+        if not download:
+            raise DataError(missing)
+        try:
+            atomic_write_bytes(path, fetch_url(url))
+        except DataError as exc:
+            raise DataError(f"{missing} ({exc})") from None
+        except OSError as exc:
+            raise DataError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from None
