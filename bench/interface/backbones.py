@@ -135,7 +135,10 @@ class TokenEmbedding(nn.Embedding):
         return super().forward(tokens).transpose(1, 2)
 
 
-def text_cnn(vocabulary: int, dim: int = 64, filters: int = 128) -> nn.Sequential:
+WORD_DIM = 64  # word embedding size of the text networks (text-cnn, CSN's text architecture)
+
+
+def text_cnn(vocabulary: int, dim: int = WORD_DIM, filters: int = 128) -> nn.Sequential:
     """A convolutional sentence encoder in the manner of Kim (2014): word embeddings, two
     width-3 convolutions with ReLU, max over positions. Recurrent encoders are not used because
     MAML's ``torch.func`` implementations need a network that ``vmap`` batches natively."""

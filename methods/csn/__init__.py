@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import UserError
-from bench.interface.backbones import ResidualBlock, TokenEmbedding
+from bench.interface.backbones import WORD_DIM, ResidualBlock, TokenEmbedding
 from bench.interface.method import Batch, Method, mask_logits, task_loss
 
 
@@ -98,7 +98,6 @@ ARCHITECTURES = {
         (("text", 128, ""), ("conv1d", 128, "maxtime"), ("dense", 128, "")), (("text", 64, "maxtime"),), 64, (40, 40)
     ),
 }
-WORD_DIM = 64  # word embedding size of the ``text`` layers, as in the text-cnn backbone
 
 
 def _pool(kind: str, x: torch.Tensor) -> torch.Tensor:

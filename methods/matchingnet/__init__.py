@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import UserError
-from bench.interface.backbones import auto_backbone, build_backbone
-from bench.interface.method import Batch, Method
+from bench.interface import embedding  # the module, not the class: a method folder exposes one Method subclass
+from bench.interface.method import Batch
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class AttentionLSTM(nn.Module):
         return h
 
 
-class MatchingNet(Method):
+class MatchingNet(embedding.EmbeddingMethod):
     """Labels each query by attention over the support set's labels."""
 
     kinds = frozenset({"classification"})
@@ -83,19 +83,11 @@ class MatchingNet(Method):
 
     def __init__(self, config: MatchingNetConfig, task, ways: int):
         super().__init__(config, task, ways)
-        self.backbone = auto_backbone(config.backbone, task, "conv4-64-max")
-        self.encoder, dim = build_backbone(self.backbone, task, config.batch_norm)
+        dim = self.embedding_dim
         self.temperature = nn.Parameter(torch.tensor(config.temperature)) if config.learn_temperature else config.temperature
         if config.full_context:
             self.support_lstm = nn.LSTM(dim, dim, batch_first=True, bidirectional=True)
             self.query_lstm = AttentionLSTM(dim, config.read_steps)
-
-    @property
-    def max_ways(self) -> int | None:
-        return None  # no classifier head: any number of ways
-
-    def info(self) -> dict:
-        return {"backbone": self.backbone}
 
     def forward(self, batch: Batch) -> torch.Tensor:
         g, f = batch.embed(self.encoder)

@@ -8,8 +8,8 @@ from typing import Literal
 
 import torch
 
-from bench.interface.backbones import auto_backbone, build_backbone
-from bench.interface.method import Batch, Method
+from bench.interface import embedding  # the module, not the class: a method folder exposes one Method subclass
+from bench.interface.method import Batch
 
 
 @dataclass(frozen=True)
@@ -37,24 +37,12 @@ def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.unsqueeze(2) - b.unsqueeze(1)).pow(2).sum(-1)
 
 
-class ProtoNet(Method):
+class ProtoNet(embedding.EmbeddingMethod):
     """Embeds support and queries, classifies queries by the nearest class mean."""
 
     kinds = frozenset({"classification"})
     Config = ProtoNetConfig
     profiles = Path(__file__).with_name("profiles.yaml")
-
-    def __init__(self, config: ProtoNetConfig, task, ways: int):
-        super().__init__(config, task, ways)
-        self.backbone = auto_backbone(config.backbone, task, "conv4-64-max")
-        self.encoder, _ = build_backbone(self.backbone, task, config.batch_norm)
-
-    @property
-    def max_ways(self) -> int | None:
-        return None  # no classifier head: any number of ways
-
-    def info(self) -> dict:
-        return {"backbone": self.backbone}
 
     def forward(self, batch: Batch) -> torch.Tensor:
         zs, zq = batch.embed(self.encoder)
