@@ -309,6 +309,38 @@ def bench(method, task, impl, chunks, compile_modes, iterations, warmup, repeat,
 
 @cli.command()
 @click.option("--methods", "method_names", required=True, help="Comma-separated methods.")
+@click.option("--task", required=True, help="Task name (see `list`).")
+@click.option("--iterations", type=click.IntRange(1), default=5, show_default=True, help="Timed steps per figure.")
+@click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help="Untimed steps first.")
+@click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
+              help="Rounds: each times every figure once, in alternating order; medians are reported.")
+@click.option("--test-episodes", type=click.IntRange(1, 100_000), default=200, show_default=True,
+              help="Test episodes timed (reported per 1,000).")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None, help="torch threads (default: torch's).")
+@run_options
+@one_line_errors
+def floor(method_names, task, iterations, warmup, repeat, test_episodes, threads, seed, profile, config_file, assignments,
+          device, data_root, out) -> None:
+    """Each method's standalone training step (NCHW and channels_last), the harness's iteration and the time outside it."""
+    from bench.data.storage import resolve_root
+    from bench.engine.floor import format_tables, measure
+    from bench.files import write_json
+    from bench.results.runfolder import now_stamp
+
+    names = csv_values(method_names)
+    if not names or None in names:
+        raise UserError("--methods needs at least one method name")
+    configs = [resolve_config(m, task, seed, profile, config_file, assignments, device) for m in names]
+    result = measure(configs, resolve_root(data_root), iterations, warmup, repeat, test_episodes, threads,
+                     echo=lambda text: click.echo(text, err=True))
+    click.echo(format_tables(result))
+    path = Path(out) / "bench" / f"floor__{task}__{profile}__{now_stamp()}.json"
+    write_json(path, result)
+    click.echo(f"written to {path}")
+
+
+@cli.command()
+@click.option("--methods", "method_names", required=True, help="Comma-separated methods.")
 @click.option("--tasks", "task_names", required=True, help="Comma-separated tasks.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
 @click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2",

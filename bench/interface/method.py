@@ -37,15 +37,24 @@ class Batch:
     def num_tasks(self) -> int:
         return self.support_x.shape[0]
 
-    def to(self, device: torch.device | str) -> "Batch":
-        """Moves to ``device``; uint8 images become float in [0, 1] there (cheaper to move)."""
+    def to(self, device: torch.device | str, channels_last: bool = False) -> "Batch":
+        """Moves to ``device``; uint8 images become float in [0, 1] there (cheaper to move).
+
+        With ``channels_last``, image inputs [T, N, C, H, W] are stored channel-innermost, so that
+        the [T * N, C, H, W] view a method flattens them to is ``torch.channels_last`` without a copy.
+        """
 
         def move(t: torch.Tensor) -> torch.Tensor:
             t = t.to(device, non_blocking=True)
-            return t.float().div_(255) if t.dtype == torch.uint8 else t
+            return t.float().div_(255) if t.dtype == torch.uint8 else t  # float() keeps the strides
+
+        def inputs(t: torch.Tensor) -> torch.Tensor:
+            if channels_last and t.dim() == 5:
+                t = t.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)  # on the uint8 images: cheaper
+            return move(t)
 
         return Batch(
-            move(self.support_x), move(self.support_y), move(self.query_x), move(self.query_y),
+            inputs(self.support_x), move(self.support_y), inputs(self.query_x), move(self.query_y),
             self.ways, {k: move(v) for k, v in self.extras.items()},
         )
 
