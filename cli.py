@@ -334,7 +334,7 @@ def floor(method_names, task, iterations, warmup, repeat, test_episodes, threads
     result = measure(configs, resolve_root(data_root), iterations, warmup, repeat, test_episodes, threads,
                      echo=lambda text: click.echo(text, err=True))
     click.echo(format_tables(result))
-    path = Path(out) / "bench" / f"floor__{task}__{profile}__{now_stamp()}.json"
+    path = Path(out) / "floor" / f"{task}__{profile}__{now_stamp()}.json"
     write_json(path, result)
     click.echo(f"written to {path}")
 

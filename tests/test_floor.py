@@ -41,7 +41,7 @@ def test_floor_times_every_figure_in_fresh_processes_and_records_them(tmp_path):
     result = invoke("floor", "--methods", "maml,csn", "--task", "sinusoid-5s", "--profile", "smoke", "--iterations", 1,
                     "--warmup", 0, "--test-episodes", 4, "--threads", 1, "--out", tmp_path)
     assert result.exit_code == 0, result.output
-    (path,) = (tmp_path / "bench").glob("floor__sinusoid-5s__smoke__*.json")
+    (path,) = (tmp_path / "floor").glob("sinusoid-5s__smoke__*.json")
     record = json.loads(path.read_text())
     assert record["threads"] == 1 and record["torch"] and record["gemm_gflops"] > 0 and "git_commit" in record
     assert [r["method"] for r in record["rows"]] == ["maml", "csn"]

@@ -43,13 +43,14 @@ def evaluate(
     source: EpisodeSource,
     episodes: list[Episode],
     task: TaskSpec,
-    device: torch.device,
+    place: Callable[[Batch], Batch],
     batch_size: int,
     forward: Callable[[Batch], torch.Tensor] | None = None,
 ) -> list[dict]:
     """Scores ``method`` on ``episodes`` of ``task``'s shape; one dict per episode, in order.
 
     Runs under ``no_grad``; methods that adapt by gradient (MAML) re-enable it themselves.
+    ``place`` puts a collated batch on the device in the run's layout (``Setup.place``);
     ``forward``: the method's forward as captured (``train.compile``), by default the method itself.
     """
     forward = forward or method
@@ -57,7 +58,7 @@ def evaluate(
     rows = []
     with torch.no_grad():
         for start, group in groups(episodes, batch_size):
-            batch = source.collate(group, task.ways, task.shots).to(device)
+            batch = place(source.collate(group, task.ways, task.shots))
             scores = score(forward(batch), batch, task.kind)
             before = method.unadapted(batch)
             if before is not None:
@@ -85,7 +86,7 @@ def evaluate_test_split(setup: "Setup", episodes: int, forward: Callable[[Batch]
     task, settings = setup.task, setup.config.settings
     eps = eval_episodes(setup.sources["test"], task, "test", episodes, settings.eval.seed)
     start = time.perf_counter()
-    rows = evaluate(setup.method, setup.sources["test"], eps, task, setup.device, settings.eval.batch, forward)
+    rows = evaluate(setup.method, setup.sources["test"], eps, task, setup.place, settings.eval.batch, forward)
     return rows, time.perf_counter() - start
 
 
@@ -93,4 +94,4 @@ def first_test_episode(setup: "Setup") -> Batch:
     """The set-up task's first test episode, on the device."""
     task = setup.task
     (episode,) = eval_episodes(setup.sources["test"], task, "test", 1, setup.config.settings.eval.seed)
-    return setup.sources["test"].collate([episode], task.ways, task.shots).to(setup.device)
+    return setup.place(setup.sources["test"].collate([episode], task.ways, task.shots))

@@ -111,14 +111,14 @@ def outside_step(config: RunConfig, data_root: Path, iterations: int, test_episo
         t1 = time.perf_counter()
         batch = source.collate(episodes, trainer.ways, trainer.shots)
         t2 = time.perf_counter()
-        batch.to(setup.device)
+        setup.place(batch)
         t3 = time.perf_counter()
         sample, collate, place = sample + t1 - t0, collate + t2 - t1, place + t3 - t2
     trainer.step()  # the method's one-off choices (MAML's impl) before anything is timed
     validation = trainer.validate()
     test = eval_episodes(setup.sources["test"], task, "test", test_episodes, config.settings.eval.seed)
     start = time.perf_counter()
-    evaluate(setup.method, setup.sources["test"], test, task, setup.device, config.settings.eval.batch, trainer.steps.evaluate)
+    evaluate(setup.method, setup.sources["test"], test, task, setup.place, config.settings.eval.batch, trainer.steps.evaluate)
     test_seconds = time.perf_counter() - start
     start = time.perf_counter()
     torch.save(trainer.state_dict(), io.BytesIO())
@@ -184,7 +184,7 @@ def measure(configs: list[RunConfig], data_root: Path, iterations: int, warmup: 
             "floor_seconds": floor, "floor_seconds_runs": {k: [r["seconds_per_step"] for r in v] for k, v in floors.items()},
             "best_floor": best, "flops_per_step": floors[best][0]["flops_per_step"],
             "harness_seconds": harness, "harness_seconds_runs": [r["seconds_per_iteration"] for r in harness_runs],
-            "harness_memory_format": harness_runs[0].get("memory_format", "contiguous"), "method_info": harness_runs[0]["method_info"],
+            "harness_memory_format": harness_runs[0]["memory_format"], "method_info": harness_runs[0]["method_info"],
             "harness_over_floor": harness / floor[best], "outside": outside,
         })
     device = pick_device(configs[0].settings.device)

@@ -272,6 +272,7 @@ class RunSession:
             **summarise(rows, task.kind),
             "method_info": self.setup.method.info(),
             "compile": {"setting": train.compile, "used": self.trainer.steps.mode, "reason": self.trainer.steps.reason},
+            "memory_format": self.setup.layout.to_dict(),
             "model": self.cost,
             "best_iteration": self.best_iteration,
             "best_val": self.best_value,

@@ -9,23 +9,30 @@ from pathlib import Path
 import torch
 
 from bench.data.episodes import EpisodeSource, build_sources, derive_seed
+from bench.engine import layout as layouts
 from bench.engine.device import pick_device
 from bench.engine.runconfig import RunConfig
 from bench.errors import UserError, first_line
-from bench.interface.method import Method
+from bench.interface.method import Batch, Method
 from bench.interface.task import TaskSpec
 from bench.results.runfolder import RunFolder
 
 
 @dataclass
 class Setup:
-    """What a run works with. ``task`` is the task tested (the trained one unless ``eval`` chose another)."""
+    """What a run works with. ``task`` is the task tested (the trained one unless ``eval`` chose
+    another); ``layout`` is the memory layout of the method's weights and of every batch."""
 
     config: RunConfig
     task: TaskSpec
     device: torch.device
     method: Method
     sources: dict[str, EpisodeSource]
+    layout: layouts.Layout
+
+    def place(self, batch: Batch) -> Batch:
+        """``batch`` on the run's device, in its layout."""
+        return batch.to(self.device, self.layout.channels_last)
 
 
 def make_method(config: RunConfig, device: torch.device) -> Method:
@@ -50,6 +57,8 @@ def set_up(config: RunConfig, data_root: Path, device: str | None = None, test_t
     dev = pick_device(device or config.settings.device)
     torch.use_deterministic_algorithms(config.settings.deterministic, warn_only=True)
     method = make_method(config, dev)
+    layout = layouts.choose(config.settings.memory_format, method, dev)
+    layouts.apply(method, layout)
     if method.max_ways is not None and task.ways > method.max_ways:
         raise UserError(f"the model was trained on {method.max_ways}-way tasks; '{task.name}' has {task.ways} ways")
     sources = build_sources(task, data_root)
@@ -57,7 +66,7 @@ def set_up(config: RunConfig, data_root: Path, device: str | None = None, test_t
         sources["train"].check(*config.train_shape(), f"training episodes of {task.name}")
         sources["val"].check(task.ways, task.shots, task.queries, f"val episodes of {task.name}")
     sources["test"].check(task.ways, task.shots, task.queries, f"test episodes of {task.name}")
-    return Setup(config, task, dev, method, sources)
+    return Setup(config, task, dev, method, sources, layout)
 
 
 def load_weights(method: Method, checkpoint: dict, folder: RunFolder) -> int:

@@ -60,6 +60,7 @@ def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: i
         "torch_threads": torch.get_num_threads(),
         "method_info": setup.method.info(),
         "compile": trainer.steps.mode,
+        "memory_format": setup.layout.used,
         "started": started,
         "ended": time.time(),
     }

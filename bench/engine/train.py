@@ -24,6 +24,7 @@ class Trainer:
         self.config = config = setup.config
         self.sources = sources = setup.sources
         self.device = setup.device
+        self.place = setup.place
         self.task = config.task_spec
         train = config.settings.train
         self.optimizer = torch.optim.Adam(method.parameters(), lr=train.lr)
@@ -51,7 +52,7 @@ class Trainer:
         """``tasks`` training episodes of the run's shape from ``stream``, on the device."""
         source = self.sources["train"]
         episodes = [source.sample(self.ways, self.shots, self.queries, stream) for _ in range(tasks)]
-        return source.collate(episodes, self.ways, self.shots).to(self.device)
+        return self.place(source.collate(episodes, self.ways, self.shots))
 
     def memory_estimate(self) -> MemoryEstimate:
         """The memory estimate for one training episode of the run's shape, drawn from its own
@@ -122,7 +123,7 @@ class Trainer:
     def validate(self) -> dict:
         start = time.perf_counter()
         rows = evaluate(
-            self.method, self.sources["val"], self.val_episodes, self.task, self.device,
+            self.method, self.sources["val"], self.val_episodes, self.task, self.place,
             self.config.settings.eval.batch, self.steps.evaluate,
         )
         out = {"iteration": self.iteration, **summarise(rows, self.task.kind)}

@@ -355,7 +355,11 @@ class CSN(Method):
         alpha = self.attention(self.embed(reader.flatten(0, 1)).view(t, reader.shape[1], -1), support_keys)
         alpha = alpha.expand(t, q, s) if alpha.shape[1] != q else alpha
 
-        def read(v: torch.Tensor) -> torch.Tensor:  # [T*S, *shape] -> [T*Q, *shape]
+        def read(v: torch.Tensor) -> torch.Tensor:  # [T*S, *shape] -> [T*Q, *shape], in v's layout
+            if v.dim() == 4 and not v.is_contiguous() and v.is_contiguous(memory_format=torch.channels_last):
+                # Read over the stored NHWC order, so that no copy converts the layout there and back.
+                nhwc = v.permute(0, 2, 3, 1)
+                return (alpha @ nhwc.reshape(t, s, -1)).reshape(t * q, *nhwc.shape[1:]).permute(0, 3, 1, 2)
             shape = v.shape[1:]
             return (alpha @ v.reshape(t, s, -1)).reshape(t * q, *shape)
 
