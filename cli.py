@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import signal
 import sys
 from pathlib import Path
@@ -275,6 +276,7 @@ def bench(method, task, impl, chunks, compile_modes, iterations, warmup, repeat,
             label = ", ".join(extra + ([f"jobs={jobs}"] if len(jobs_levels) > 1 or jobs > 1 else [])) or "default"
             variants.append((label, config, jobs))
     runs: dict[str, list[dict]] = {label: [] for label, _, _ in variants}
+    load_start = os.getloadavg()[0]
     for round_ in range(repeat):
         # Alternating the order keeps a machine that slows down or speeds up from favouring one variant.
         for label, config, jobs in variants if round_ % 2 == 0 else reversed(variants):
@@ -283,7 +285,15 @@ def bench(method, task, impl, chunks, compile_modes, iterations, warmup, repeat,
     rows = [{"variant": label, "config": config.to_dict(), **summarise(runs[label])} for label, config, _ in variants]
     base = rows[0]["seconds_per_iteration"]
     rounds = f", median of {repeat} rounds" if repeat > 1 else ""
-    click.echo(f"{method} on {task} ({rows[0]['device']}, {iterations} iterations after {warmup} warm-up{rounds})")
+    import torch
+
+    from bench.engine.provenance import CODE_STATE
+
+    provenance = {**CODE_STATE, "torch": torch.__version__, "threads": rows[0]["torch_threads"],
+                  "load_average": {"start": load_start, "end": os.getloadavg()[0]}}
+    commit = (CODE_STATE["git_commit"] or "unknown")[:10] + (" (dirty)" if CODE_STATE["git_dirty"] else "")
+    click.echo(f"{method} on {task} ({rows[0]['device']}, {provenance['threads']} threads, torch {torch.__version__}, "
+               f"commit {commit}; {iterations} iterations after {warmup} warm-up{rounds})")
     click.echo(
         f"{'variant':44s} {'s/iter':>8s} {'episodes/s':>10s} {'all it/s':>9s} {'peak MiB':>9s} {'training MiB':>12s} "
         f"{'estimate MiB':>12s} {'speed vs first':>14s}" + ("  s/iter per round" if repeat > 1 else "")
@@ -303,7 +313,7 @@ def bench(method, task, impl, chunks, compile_modes, iterations, warmup, repeat,
         + ("; memory: the largest of the rounds" if repeat > 1 else "")
     )
     path = Path(out) / "bench" / f"{task}__{method}__{now_stamp()}.json"
-    write_json(path, {"iterations": iterations, "warmup": warmup, "repeat": repeat, "rows": rows})
+    write_json(path, {"iterations": iterations, "warmup": warmup, "repeat": repeat, **provenance, "rows": rows})
     click.echo(f"written to {path}")
 
 

@@ -214,8 +214,12 @@ def test_bench_times_each_variant_in_a_fresh_process(tmp_path, data_root):
     assert result.exit_code == 0, result.output
     assert "round 2 of 2" in result.output and "median of 2 rounds" in result.output
     (record,) = (tmp_path / "bench").glob("*.json")
-    rows = json.loads(record.read_text())["rows"]
+    written = json.loads(record.read_text())
+    rows = written["rows"]
+    assert written["torch"] and written["threads"] >= 1 and "git_commit" in written and "start" in written["load_average"]
+    assert "threads, torch " in result.output and "commit " in result.output
     assert [r["method_info"]["impl_used"] for r in rows] == ["batched", "reference"]
+    assert {r["memory_format"] for r in rows} == {"channels_last"}  # auto, on the CPU
     assert all(r["seconds_per_iteration"] > 0 and r["peak_memory_bytes"] > 0 for r in rows)
     assert all(len(r["seconds_per_iteration_runs"]) == 2 for r in rows)
 
