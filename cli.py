@@ -245,6 +245,8 @@ def csv_values(text: str | None, convert=str) -> list:
 @click.option("--impl", default=None, help="Comma-separated values of the method's `impl` setting to compare.")
 @click.option("--chunks", default=None, help="Comma-separated train.chunk_tasks values to compare (0: whole meta-batch).")
 @click.option("--compile", "compile_modes", default=None, help="Comma-separated train.compile values to compare (none, graphs).")
+@click.option("--memory-format", "memory_formats", default=None,
+              help="Comma-separated memory_format values to compare (contiguous, channels_last).")
 @click.option("--iterations", type=click.IntRange(1), default=5, show_default=True, help="Timed iterations.")
 @click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help="Untimed iterations first.")
 @click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
@@ -253,8 +255,8 @@ def csv_values(text: str | None, convert=str) -> list:
               help="Comma-separated numbers of copies run at once on the device (aggregate iterations/s).")
 @run_options
 @one_line_errors
-def bench(method, task, impl, chunks, compile_modes, iterations, warmup, repeat, jobs_list, seed, profile, config_file, assignments,
-          device, data_root, out) -> None:
+def bench(method, task, impl, chunks, compile_modes, memory_formats, iterations, warmup, repeat, jobs_list, seed, profile,
+          config_file, assignments, device, data_root, out) -> None:
     """Times meta-training iterations of each variant on the same episodes (a fresh process each)."""
     import itertools
 
@@ -267,10 +269,12 @@ def bench(method, task, impl, chunks, compile_modes, iterations, warmup, repeat,
     if not jobs_levels or any(not 1 <= n <= 64 for n in jobs_levels):
         raise UserError(f"--jobs takes numbers from 1 to 64, got '{jobs_list}'")
     variants = []
-    for impl_value, chunk, mode in itertools.product(csv_values(impl), csv_values(chunks, int), csv_values(compile_modes)):
+    for impl_value, chunk, mode, layout in itertools.product(csv_values(impl), csv_values(chunks, int), csv_values(compile_modes),
+                                                             csv_values(memory_formats)):
         extra = [f"method.impl={impl_value}"] if impl_value is not None else []
         extra += [f"train.chunk_tasks={chunk}"] if chunk is not None else []
         extra += [f"train.compile={mode}"] if mode is not None else []
+        extra += [f"memory_format={layout}"] if layout is not None else []
         config = resolve_config(method, task, seed, profile, config_file, (*assignments, *extra), device)
         for jobs in jobs_levels:
             label = ", ".join(extra + ([f"jobs={jobs}"] if len(jobs_levels) > 1 or jobs > 1 else [])) or "default"

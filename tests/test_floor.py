@@ -38,13 +38,13 @@ def test_the_gemm_rate_is_a_positive_rate():
 
 
 def test_floor_times_every_figure_in_fresh_processes_and_records_them(tmp_path):
-    result = invoke("floor", "--methods", "maml,csn", "--task", "sinusoid-5s", "--profile", "smoke", "--iterations", 1,
+    result = invoke("floor", "--methods", "maml", "--task", "sinusoid-5s", "--profile", "smoke", "--iterations", 1,
                     "--warmup", 0, "--test-episodes", 4, "--threads", 1, "--out", tmp_path)
     assert result.exit_code == 0, result.output
     (path,) = (tmp_path / "floor").glob("sinusoid-5s__smoke__*.json")
     record = json.loads(path.read_text())
     assert record["threads"] == 1 and record["torch"] and record["gemm_gflops"] > 0 and "git_commit" in record
-    assert [r["method"] for r in record["rows"]] == ["maml", "csn"]
+    assert [r["method"] for r in record["rows"]] == ["maml"]
     for row in record["rows"]:
         assert set(row["floor_seconds"]) == {"contiguous", "channels_last"} and min(row["floor_seconds"].values()) > 0
         assert row["harness_over_floor"] == row["harness_seconds"] / row["floor_seconds"][row["best_floor"]]
@@ -56,3 +56,44 @@ def test_floor_times_every_figure_in_fresh_processes_and_records_them(tmp_path):
 def test_floor_rejects_unknown_methods_and_empty_lists(tmp_path):
     one_line_error(invoke("floor", "--methods", "mamll", "--task", "sinusoid-5s", "--out", tmp_path), 2, "maml")
     one_line_error(invoke("floor", "--methods", ",", "--task", "sinusoid-5s", "--out", tmp_path), 2, "--methods")
+
+
+def test_the_speed_tables_set_each_harness_figure_against_the_floor_and_the_figure_before(tmp_path):
+    from bench.report.speed import outside_table, step_table
+
+    before = floor_result(harness_seconds=0.8, harness_over_floor=2.0)
+    after = floor_result()
+    table = step_table([before], [after])
+    row = table.splitlines()[2]
+    assert row == ("| protonet, paper | 1 x 60-way 1-shot 5q | 0.800 | 0.500 (channels_last) | 1.60x | 0.500 | 0.400 "
+                   "| 2.00x | 1.25x |")
+    assert "| - |" in step_table([], [after])  # nothing before: said so, not invented
+    outside = outside_table([before], [after]).splitlines()[2]
+    assert outside == "| protonet, paper | 3.5 -> 3.5 | 3.2 -> 3.2 (100) | 41.5 -> 41.5 | 0.04 -> 0.04 |"
+
+
+def test_the_readme_speed_tables_are_the_generated_ones():
+    from pathlib import Path
+
+    from bench.report.speed import END, START, speed_markdown
+
+    repo = Path(__file__).resolve().parent.parent
+    readme = (repo / "README.md").read_text()
+    assert START in readme and END in readme
+    documented = readme.split(START, 1)[1].split(END, 1)[0]
+    assert documented.strip() == speed_markdown(repo / "results" / "reference" / "speed").strip(), \
+        "README speed tables are stale: run python scripts/readme_speed.py"
+
+
+def test_the_bench_table_compares_each_variant_with_the_first():
+    from bench.report.speed import bench_table
+
+    def row(variant, seconds):
+        return {"variant": variant, "config": {"method": "maml", "profile": "quick"}, "seconds_per_iteration": seconds,
+                "seconds_per_iteration_runs": [seconds, seconds + 0.01]}
+
+    record = {"git_commit": "abcdef0123", "git_dirty": False, "threads": 2, "torch": "2.14.1",
+              "rows": [row("method.impl=batched", 0.4), row("method.impl=reference", 1.0)]}
+    lines = bench_table({"maml-impl": record}).splitlines()
+    assert lines[2] == "| `maml-impl` | maml, quick | method.impl=batched | 0.400 (0.400, 0.410) | 1.00x | abcdef0, 2, 2.14.1 |"
+    assert lines[3].endswith("| 1.000 (1.000, 1.010) | 0.40x | abcdef0, 2, 2.14.1 |")

@@ -194,3 +194,31 @@ def test_an_unknown_memory_format_is_rejected():
 
     with pytest.raises(UserError, match="memory_format"):
         resolve("protonet", "omniglot-5w1s", "smoke", None, {"memory_format": "nhwc"})
+
+
+def test_a_run_in_either_layout_sees_the_same_episodes_and_starts_from_the_same_numbers(tmp_path, data_root):
+    """A whole run in each layout: the same training and test episodes, the same first loss (the
+    same weights on the same episode) and test results that differ only as float noise does:
+    Adam's normalised steps amplify the last bits of each gradient, so after the first update the
+    two runs are close, not equal (the float64 step test above is the exact comparison)."""
+    import json
+
+    from helpers import invoke, the_run
+
+    runs = {}
+    for fmt in ("contiguous", "channels_last"):
+        out = tmp_path / fmt
+        result = invoke("run", "--method", "protonet", "--task", "omniglot-5w1s", "--profile", "smoke",
+                        "--set", f"memory_format={fmt}", "--data-root", data_root, "--out", out)
+        assert result.exit_code == 0, result.output
+        folder = the_run(out)
+        runs[fmt] = {name: [json.loads(line) for line in (folder / f"{name}.jsonl").read_text().splitlines()]
+                     for name in ("train", "test_episodes")}
+        runs[fmt]["summary"] = json.loads((folder / "summary.json").read_text())
+        assert runs[fmt]["summary"]["memory_format"] == {"setting": fmt, "used": fmt, "reason": f"memory_format={fmt}"}
+    nchw, nhwc = runs["contiguous"], runs["channels_last"]
+    assert [(r["fingerprint"], r["classes"]) for r in nchw["test_episodes"]] == \
+           [(r["fingerprint"], r["classes"]) for r in nhwc["test_episodes"]]
+    assert nhwc["train"][0]["loss"] == pytest.approx(nchw["train"][0]["loss"], rel=1e-4)  # float32 sums in another order
+    assert nhwc["train"][0]["accuracy"] == nchw["train"][0]["accuracy"]
+    assert nhwc["summary"]["loss"] == pytest.approx(nchw["summary"]["loss"], rel=0.05)

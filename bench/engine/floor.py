@@ -4,7 +4,8 @@ For each method, on one profile's episode shapes, each figure from a fresh proce
 
 - the floor: the method's standalone training step (forward, loss, backward, Adam) on one
   pre-built meta-batch already on the device, in the contiguous (NCHW) and the channels_last
-  layout: no sampler, no collation, no scoring, no bookkeeping;
+  layout: no sampler, no collation, no scoring, no bookkeeping (and no gradient clipping, which
+  the harness adds where a profile sets ``train.grad_clip``);
 - the harness's own iteration (``Trainer.step``, as ``bench`` times it), in the layout the
   run's ``memory_format`` chooses, and its ratio to the faster floor;
 - the time outside the step: sampling, collating and placing a meta-batch, one validation,
@@ -67,8 +68,8 @@ def floor_step(config: RunConfig, data_root: Path, layout: str, iterations: int,
     chosen = Layout(layout, layout, "floor")
     method = layouts.apply(setup.method, chosen)
     source, meta_batch = setup.sources["train"], config.settings.train.meta_batch
-    with_stream = [source.sample(trainer.ways, trainer.shots, trainer.queries, trainer.stream) for _ in range(meta_batch)]
-    batch = source.collate(with_stream, trainer.ways, trainer.shots).to(setup.device, chosen.channels_last)
+    episodes = [source.sample(trainer.ways, trainer.shots, trainer.queries, trainer.stream) for _ in range(meta_batch)]
+    batch = source.collate(episodes, trainer.ways, trainer.shots).to(setup.device, chosen.channels_last)
     optimizer = torch.optim.Adam(method.parameters(), lr=config.settings.train.lr)
     method.train()
 
@@ -152,7 +153,7 @@ def measure(configs: list[RunConfig], data_root: Path, iterations: int, warmup: 
     """
     import torch
 
-    from bench.engine.device import device_name, pick_device
+    from bench.engine.device import device_name, pick_device, torch_threads
     from bench.engine.provenance import CODE_STATE
 
     jobs = []
@@ -188,9 +189,11 @@ def measure(configs: list[RunConfig], data_root: Path, iterations: int, warmup: 
             "harness_over_floor": harness / floor[best], "outside": outside,
         })
     device = pick_device(configs[0].settings.device)
+    with torch_threads(threads):  # in this process: the rate of the threads the figures had
+        gemm = gemm_gflops()
     return {
         "device": device_name(device), "torch": torch.__version__, "threads": threads or torch.get_num_threads(),
-        **CODE_STATE, "gemm_gflops": _fresh(gemm_gflops), "iterations": iterations, "warmup": warmup, "repeat": repeat,
+        **CODE_STATE, "gemm_gflops": gemm, "iterations": iterations, "warmup": warmup, "repeat": repeat,
         "load_average": {"start": load[0], "max": max(load), "end": load[-1]}, "rows": rows,
     }
 
