@@ -128,6 +128,7 @@ def test_readme_config_tables_are_the_generated_ones():
          "unknown profile 'seed' of method 'maml'; valid: smoke, demo, quick, paper"),
         (["run", "--method", "protonet", "--task", "omniglot-5w1s", "--set", "method=3"], 2,
          "config section 'method' must be a mapping, got 3"),
+        (["bench", "--method", "protonet", "--task", "omniglot-5w1s", "--memory-format", "contiguous,nhwc"], 2, "memory_format"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code(args, code, pattern, tmp_path):
