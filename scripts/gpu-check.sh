@@ -3,7 +3,9 @@
 # .venv, no Ray): per method on omniglot-5w1s (quick and paper profiles) milliseconds per
 # iteration eager and captured (train.compile=graphs), and aggregate iterations per second of
 # 1, 4 and 8 concurrent runs; then the projected wall time of the Omniglot paper table.
-# Needs .gpu/ from scripts/gpu-pack.sh (carried). Tables go to ${OUT:-gpu-check}/; about 8 minutes.
+# `scripts/gpu-check.sh floor` instead runs the floor benchmark (README "Speed on the CPU" has the
+# CPU's): does channels_last pay on the GPU too? memory_format=auto keeps NCHW there until it says so.
+# Needs .gpu/ from scripts/gpu-pack.sh (carried). Tables go to ${OUT:-gpu-check}/; about 8 minutes each.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="${OUT:-gpu-check}"
@@ -22,6 +24,13 @@ if ! $py -c 'import learn2learn' 2>/dev/null; then
 fi
 $py -c 'import torch, learn2learn; print("torch", torch.__version__, "cuda", torch.cuda.get_device_name(0))' | tee "$out/device.txt"
 git rev-parse HEAD 2>/dev/null | tee -a "$out/device.txt"
+if [[ "${1:-}" == floor ]]; then
+    floor() { timeout 300 $py cli.py floor --task omniglot-5w1s --device cuda --iterations 20 --warmup 5 --out "$out" "$@" 2>&1 \
+        | grep -v "^timing" | tee -a "$out/floor.txt"; }
+    floor --methods protonet,csn,maml,matchingnet --profile quick
+    floor --methods protonet,csn --profile paper
+    exit 0
+fi
 bench() { timeout 150 $py cli.py bench --task omniglot-5w1s --device cuda --out "$out" "$@" 2>&1 | grep -v "^timing" | tee -a "$out/bench.txt"; }
 for method in protonet csn maml; do
     # eager against captured, one run at a time (second-order MAML cannot be captured: its

@@ -82,7 +82,7 @@ def test_the_readme_speed_tables_are_the_generated_ones():
     assert START in readme and END in readme
     documented = readme.split(START, 1)[1].split(END, 1)[0]
     assert documented.strip() == speed_markdown(repo / "results" / "reference" / "speed").strip(), \
-        "README speed tables are stale: run python scripts/readme_speed.py"
+        "README speed tables are stale: run python scripts/readme.py"
 
 
 def test_the_bench_table_compares_each_variant_with_the_first():
