@@ -109,7 +109,7 @@ def test_same_seed_gives_identical_files_apart_from_timings(reference, tmp_path,
     assert result.exit_code == 0, result.output
     run_dir = the_run(tmp_path)
     assert episodes(run_dir) == episodes(reference)
-    timing = {"seconds", "train_seconds"}
+    timing = {"seconds", "train_seconds", "cpu_seconds", "train_cpu_seconds"}
     for name in ("train.jsonl", "val.jsonl"):
         a = [{k: v for k, v in json.loads(l).items() if k not in timing} for l in (run_dir / name).read_text().splitlines()]
         b = [{k: v for k, v in json.loads(l).items() if k not in timing} for l in (reference / name).read_text().splitlines()]

@@ -28,6 +28,27 @@ def test_a_budget_of_training_seconds_stops_at_the_first_step_that_reaches_it(tm
     assert val[-1]["iteration"] == len(train)  # the last state is validated before testing
 
 
+def test_a_budget_of_cpu_seconds_counts_the_process_cpu_time_not_the_wall_clock(tmp_path, monkeypatch):
+    """Each step's CPU time is what ``time.process_time`` says (here a clock that advances a quarter
+    second per step, while the steps take milliseconds of wall time)."""
+    import time
+    import types
+
+    import bench.engine.train
+
+    ticks = iter(range(10**6))
+    fake = types.SimpleNamespace(perf_counter=time.perf_counter, process_time=lambda: next(ticks) * 0.125)
+    monkeypatch.setattr(bench.engine.train, "time", fake)
+    result = invoke(*BASE, "--set", "train.iterations=100000", "--set", "train.budget_seconds=1", "--set", "train.budget_clock=cpu",
+                    "--set", "train.val_every=1000", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    summary, train, val = finished(tmp_path)
+    assert summary["budget"]["stopped_by"] == "budget_seconds" and summary["budget"]["clock"] == "cpu"
+    assert [r["cpu_seconds"] for r in train] == [0.125] * 8  # two readings per step
+    assert summary["iterations"] == 8 and summary["train_cpu_seconds"] == 1.0 > summary["train_seconds"]
+    assert val[-1]["train_cpu_seconds"] == 1.0
+
+
 def test_patience_stops_after_that_many_validations_without_improvement(tmp_path):
     result = invoke(*BASE, "--set", "train.iterations=2000", "--set", "train.val_every=1", "--set", "train.patience=3",
                     "--set", "method.inner_lr=0.5", "--out", tmp_path)  # a large inner lr: validation stops improving
@@ -43,6 +64,6 @@ def test_iterations_stop_a_run_with_no_other_rule(tmp_path):
     result = invoke(*BASE, "--set", "train.iterations=5", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     summary, train, _ = finished(tmp_path)
-    assert summary["budget"] == {"iterations": 5, "budget_seconds": 0.0, "patience": 0, "stopped_by": "iterations",
-                                 "best_at_last_validation": summary["budget"]["best_at_last_validation"]}
+    assert summary["budget"] == {"iterations": 5, "budget_seconds": 0.0, "clock": "wall", "patience": 0,
+                                 "stopped_by": "iterations", "best_at_last_validation": summary["budget"]["best_at_last_validation"]}
     assert len(train) == 5

@@ -133,6 +133,7 @@ class RunSession:
         self.best_value: float | None = None
         self.best_iteration = 0
         self.train_seconds = 0.0
+        self.train_cpu_seconds = 0.0
         self.stopped_by: str | None = None
 
     def prepare(self, data_root: Path, fresh: bool) -> None:
@@ -165,6 +166,7 @@ class RunSession:
             self.train_rows, self.val_rows = folder.train_rows(trainer.iteration), folder.val_rows(trainer.iteration)
             self.best_value, self.best_iteration = state["best_value"], state["best_iteration"]
             self.train_seconds = state["train_seconds"]
+            self.train_cpu_seconds = state.get("train_cpu_seconds", 0.0)  # states written before it was counted
         self.resumed = not fresh
         self.enter("preparing")
         trainer.capture()
@@ -183,7 +185,7 @@ class RunSession:
         self.folder.write_curves(self.train_rows, self.val_rows)
         self.folder.save_state(
             {"trainer": self.trainer.state_dict(), "best_value": self.best_value, "best_iteration": self.best_iteration,
-             "train_seconds": self.train_seconds},
+             "train_seconds": self.train_seconds, "train_cpu_seconds": self.train_cpu_seconds},
             self.config.method,
         )
         self.checkpointed = self.trainer.iteration
@@ -194,7 +196,8 @@ class RunSession:
         train = self.config.settings.train
         if self.trainer.iteration >= train.iterations:
             return "iterations"
-        if train.budget_seconds and self.train_seconds >= train.budget_seconds:
+        spent = self.train_cpu_seconds if train.budget_clock == "cpu" else self.train_seconds
+        if train.budget_seconds and spent >= train.budget_seconds:
             return "budget_seconds"
         if train.patience and sum(v["iteration"] > self.best_iteration for v in self.val_rows) >= train.patience:
             return "patience"
@@ -218,6 +221,7 @@ class RunSession:
                     kept = f"the last good checkpoints are in {folder.path}" if folder.has_state() else "no checkpoint had been written yet"
                     raise RunFailed(f"{exc}; {kept}") from None
                 self.train_seconds += row["seconds"]
+                self.train_cpu_seconds += row["cpu_seconds"]
                 self.train_rows.append(row)
                 if mirror:
                     mirror.train(row)
@@ -232,7 +236,7 @@ class RunSession:
                 if validated:
                     self.enter("validating")  # back to training at the next iteration
                     val = trainer.validate()
-                    val["train_seconds"] = self.train_seconds
+                    val["train_seconds"], val["train_cpu_seconds"] = self.train_seconds, self.train_cpu_seconds
                     self.val_rows.append(val)
                     if mirror:
                         mirror.validation(val)
@@ -277,10 +281,11 @@ class RunSession:
             "best_iteration": self.best_iteration,
             "best_val": self.best_value,
             "iterations": self.trainer.iteration,
-            "budget": {"iterations": train.iterations, "budget_seconds": train.budget_seconds, "patience": train.patience,
-                       "stopped_by": self.stopped_by,
+            "budget": {"iterations": train.iterations, "budget_seconds": train.budget_seconds, "clock": train.budget_clock,
+                       "patience": train.patience, "stopped_by": self.stopped_by,
                        "best_at_last_validation": self.best_iteration == self.val_rows[-1]["iteration"]},
             "train_seconds": self.train_seconds,
+            "train_cpu_seconds": self.train_cpu_seconds,
             "seconds_per_iteration": seconds_per_iteration,
             "episodes_per_second": train.meta_batch / seconds_per_iteration,
             "test_ms_per_episode": 1000 * self.test_seconds / max(len(rows), 1),

@@ -22,6 +22,9 @@ class TrainConfig:
     """Meta-training iterations (optimizer steps): the most a run trains."""
     budget_seconds: float = 0.0
     """Stop once this many seconds of training steps have run (validation not counted; 0: no limit)."""
+    budget_clock: Literal["wall", "cpu"] = "wall"
+    """What ``budget_seconds`` counts: ``wall``, the steps' seconds as they pass; ``cpu``, the CPU seconds the
+    process spent in them (all its threads), which other work on the machine does not use up."""
     patience: int = 0
     """Stop after this many validations without improvement (0: never)."""
     meta_batch: int = 1

@@ -62,8 +62,8 @@ class Trainer:
         return estimate(self.method, episode, train.meta_batch, train.chunk_tasks)
 
     def step(self) -> dict:
-        """One meta-training iteration; returns its loss, metric and duration."""
-        start = time.perf_counter()
+        """One meta-training iteration; returns its loss, metric, duration and the process's CPU seconds in it."""
+        start, cpu_start = time.perf_counter(), time.process_time()
         train = self.config.settings.train
         batch = self.training_batch(self.stream, train.meta_batch)
         self.method.train()
@@ -95,6 +95,7 @@ class Trainer:
         row.update({k: v / batch.num_tasks for k, v in totals.items() if k != "loss"})
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         row["seconds"] = time.perf_counter() - start
+        row["cpu_seconds"] = time.process_time() - cpu_start
         return row
 
     def state_dict(self) -> dict:
