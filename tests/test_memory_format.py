@@ -117,10 +117,11 @@ def test_the_layout_is_kept_through_every_layer_of_a_method(name, settings):
 
 
 def test_maml_converts_at_most_once_per_pass_after_an_adapted_one_channel_layer():
-    """learn2learn's update of the first layer's weight, [64, 1, 3, 3], gives it NCHW strides (a
-    1-channel weight is both layouts, and the sum keeps the gradient's), so the adapted network's
-    first output is NCHW and the second convolution converts it back once; every later layer
-    stays channels_last. The support pass, with the initial weights, never converts."""
+    """learn2learn's update of the first layer's weight, [64, 1, 3, 3], gives it NCHW strides: the
+    weight and its gradient are channels_last, but a 1-channel tensor is both layouts at once and
+    their elementwise sum comes out NCHW. So the adapted network's first output is NCHW and the
+    second convolution converts it back once; every later layer stays channels_last. The support
+    pass, with the initial weights, never converts."""
     torch.manual_seed(0)
     method = make_method(resolve("maml", "omniglot-5w1s", "smoke", None, {"method": {"impl": "reference"}}), CPU).train()
     layouts.apply(method, CHANNELS_LAST)
