@@ -166,6 +166,25 @@ def test_sweep_skips_finished_runs_and_resumes(tmp_path, data_root):
     assert fresh.output.count("resumed ") == 1 and sorted((tmp_path / "runs").iterdir()) == runs
 
 
+def test_a_run_recorded_before_a_setting_existed_counts_as_the_same_settings():
+    """A sweep skips (or resumes) runs by config digest: a record that lacks ``train.budget_clock``
+    ran on the wall clock, and the layout (``memory_format``) is not a setting of what is computed."""
+    import copy
+
+    from helpers import resolve
+
+    from bench.results.runfolder import config_digest
+
+    now = resolve("protonet", "omniglot-5w1s", "quick").to_dict()
+    old = copy.deepcopy(now)
+    del old["memory_format"], old["train"]["budget_clock"]
+    assert config_digest(old) == config_digest(now) == config_digest({**now, "memory_format": "contiguous"})
+    cpu_clock = copy.deepcopy(now)
+    cpu_clock["train"]["budget_clock"] = "cpu"
+    assert config_digest(cpu_clock) != config_digest(now)
+    assert config_digest({**now, "seed": 1}) != config_digest(now)
+
+
 def test_a_swept_grid_is_reported_by_its_validation_choice(tmp_path):
     args = ["sweep", "--methods", "maml", "--tasks", "sinusoid-5s", "--seeds", "0,1", "--profile", "smoke",
             "--grid", "method.inner_lr=0.001,0.01", "--set", "eval.episodes=4", "--out", tmp_path]

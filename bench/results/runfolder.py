@@ -42,9 +42,21 @@ BEST = "best.pt"
 LOCK = ".lock"
 
 
+# Recorded with a run but not a setting of what it computes: the memory layout changes float
+# sums only (equal within float tolerance), so a finished run counts as done in either layout.
+NOT_SETTINGS = ("memory_format",)
+# Settings that records written before they existed lack, with the value those runs had.
+FORMER_DEFAULTS = {"train": {"budget_clock": "wall"}}
+
+
 def config_digest(config: dict) -> str:
-    """Identifies a resolved config: runs with equal digests ran the same settings."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    """Identifies a resolved config: runs with equal digests ran the same settings (a record from
+    before a setting existed counts with the value it ran with)."""
+    settings = {k: v for k, v in config.items() if k not in NOT_SETTINGS}
+    for section, defaults in FORMER_DEFAULTS.items():
+        if isinstance(settings.get(section), dict):
+            settings[section] = {**defaults, **settings[section]}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def now_stamp() -> str:
