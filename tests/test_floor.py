@@ -37,16 +37,34 @@ def test_the_gemm_rate_is_a_positive_rate():
     assert gemm_gflops(128, 2) > 0
 
 
-def test_floor_times_every_figure_in_fresh_processes_and_records_them(tmp_path):
-    result = invoke("floor", "--methods", "maml", "--task", "sinusoid-5s", "--profile", "smoke", "--iterations", 1,
-                    "--warmup", 0, "--test-episodes", 4, "--threads", 1, "--out", tmp_path)
+def test_floor_times_every_figure_in_a_fresh_process_and_records_them(tmp_path, monkeypatch):
+    """Through the CLI, with the fresh processes replaced by calls in this one (spawning one per
+    figure is what makes this test slow; ``bench``'s tests run real ones): every figure of every
+    round goes through ``_fresh``, and the record holds them with their provenance."""
+    import bench.engine.floor as floor
+    from bench.engine.device import torch_threads
+
+    calls = []
+
+    def in_process(fn, *args):
+        calls.append(fn.__name__)
+        with torch_threads(None):  # a fresh process's thread count stays there
+            return fn(*args)
+
+    monkeypatch.setattr(floor, "_fresh", in_process)
+    result = invoke("floor", "--methods", "maml,csn", "--task", "sinusoid-5s", "--profile", "smoke", "--iterations", 1,
+                    "--warmup", 0, "--repeat", 2, "--test-episodes", 4, "--threads", 1, "--out", tmp_path)
     assert result.exit_code == 0, result.output
+    per_round = ["floor_step", "floor_step", "harness_step"] * 2
+    assert calls == per_round + per_round[::-1] + ["outside_step"] * 2  # the second round in reverse order
     (path,) = (tmp_path / "floor").glob("sinusoid-5s__smoke__*.json")
     record = json.loads(path.read_text())
     assert record["threads"] == 1 and record["torch"] and record["gemm_gflops"] > 0 and "git_commit" in record
-    assert [r["method"] for r in record["rows"]] == ["maml"]
+    assert record["repeat"] == 2 and set(record["load_average"]) == {"start", "max", "end"}
+    assert [r["method"] for r in record["rows"]] == ["maml", "csn"]
     for row in record["rows"]:
         assert set(row["floor_seconds"]) == {"contiguous", "channels_last"} and min(row["floor_seconds"].values()) > 0
+        assert all(len(runs) == 2 for runs in row["floor_seconds_runs"].values()) and len(row["harness_seconds_runs"]) == 2
         assert row["harness_over_floor"] == row["harness_seconds"] / row["floor_seconds"][row["best_floor"]]
         assert row["outside"]["test_episodes"] == 4 and row["outside"]["validation_episodes"] == 4
         assert row["harness_memory_format"] == "contiguous"  # no 2-d convolutions
