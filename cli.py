@@ -291,13 +291,12 @@ def bench(method, task, impl, chunks, compile_modes, memory_formats, iterations,
     rounds = f", median of {repeat} rounds" if repeat > 1 else ""
     import torch
 
-    from bench.engine.provenance import CODE_STATE
+    from bench.engine.provenance import CODE_STATE, commit_label
 
     provenance = {**CODE_STATE, "torch": torch.__version__, "threads": rows[0]["torch_threads"],
                   "load_average": {"start": load_start, "end": os.getloadavg()[0]}}
-    commit = (CODE_STATE["git_commit"] or "unknown")[:10] + (" (dirty)" if CODE_STATE["git_dirty"] else "")
     click.echo(f"{method} on {task} ({rows[0]['device']}, {provenance['threads']} threads, torch {torch.__version__}, "
-               f"commit {commit}; {iterations} iterations after {warmup} warm-up{rounds})")
+               f"commit {commit_label(CODE_STATE)}; {iterations} iterations after {warmup} warm-up{rounds})")
     click.echo(
         f"{'variant':44s} {'s/iter':>8s} {'episodes/s':>10s} {'all it/s':>9s} {'peak MiB':>9s} {'training MiB':>12s} "
         f"{'estimate MiB':>12s} {'speed vs first':>14s}" + ("  s/iter per round" if repeat > 1 else "")

@@ -16,6 +16,7 @@ For each method, on one profile's episode shapes, each figure from a fresh proce
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import multiprocessing
 import os
@@ -23,7 +24,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.engine.layout import LAYOUTS, Layout
+from bench.engine.layout import LAYOUTS
 from bench.engine.runconfig import RunConfig
 
 
@@ -62,14 +63,10 @@ def floor_step(config: RunConfig, data_root: Path, layout: str, iterations: int,
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from bench.engine import layout as layouts
-
-    setup, trainer = _prepare(config, data_root, threads)
-    chosen = Layout(layout, layout, "floor")
-    method = layouts.apply(setup.method, chosen)
-    source, meta_batch = setup.sources["train"], config.settings.train.meta_batch
-    episodes = [source.sample(trainer.ways, trainer.shots, trainer.queries, trainer.stream) for _ in range(meta_batch)]
-    batch = source.collate(episodes, trainer.ways, trainer.shots).to(setup.device, chosen.channels_last)
+    settings = dataclasses.replace(config.settings, memory_format=layout)
+    setup, trainer = _prepare(dataclasses.replace(config, settings=settings), data_root, threads)
+    method = setup.method
+    batch = trainer.training_batch(trainer.stream, config.settings.train.meta_batch)
     optimizer = torch.optim.Adam(method.parameters(), lr=config.settings.train.lr)
     method.train()
 
@@ -200,7 +197,9 @@ def measure(configs: list[RunConfig], data_root: Path, iterations: int, warmup: 
 
 def format_tables(result: dict) -> str:
     """The floor result as two console tables (the step, and the time outside it) with its provenance."""
-    commit = (result.get("git_commit") or "unknown")[:10] + (" (dirty)" if result.get("git_dirty") else "")
+    from bench.engine.provenance import commit_label
+
+    commit = commit_label(result)
     load = result["load_average"]
     lines = [
         f"{result['device']}, {result['threads']} threads, torch {result['torch']}, commit {commit}; "

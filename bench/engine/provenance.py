@@ -46,6 +46,11 @@ def _code_state() -> dict:
 CODE_STATE = _code_state()
 
 
+def commit_label(state: dict) -> str:
+    """``0123456789``, with `` (dirty)`` for uncommitted changes, of a record holding ``CODE_STATE``'s keys."""
+    return (state.get("git_commit") or "unknown")[:10] + (" (dirty)" if state.get("git_dirty") else "")
+
+
 def environment(device: torch.device) -> dict:
     import learn2learn
 

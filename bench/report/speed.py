@@ -28,18 +28,23 @@ def _rows(record: dict) -> dict[tuple[str, str], dict]:
     return {(r["method"], r["profile"]): r for r in record["rows"]}
 
 
+def _by_key(records: list[dict]) -> dict[tuple[str, str], dict]:
+    """Every row of ``records`` by (method, profile)."""
+    return {key: row for rec in records for key, row in _rows(rec).items()}
+
+
 def step_table(before: list[dict], after: list[dict]) -> str:
     """One row per method and profile of the ``after`` records: the harness's seconds per
     iteration before and after, the speed-up, the floor in both layouts (after) and each
     harness figure over the faster floor of its own record."""
-    old = {key: (row, rec) for rec in before for key, row in _rows(rec).items()}
+    old = _by_key(before)
     lines = ["| method, profile | meta-batch shape | harness s/it before | harness s/it after (layout) | speed-up "
              "| floor NCHW s | floor NHWC s | before / floor | after / floor |",
              "|---|---|---|---|---|---|---|---|---|"]
     for rec in after:
         for (method, profile), r in _rows(rec).items():
             floor = r["floor_seconds"]
-            was, was_rec = old.get((method, profile), (None, None))
+            was = old.get((method, profile))
             before_s = f"{was['harness_seconds']:.3f}" if was else "-"
             speedup = f"{was['harness_seconds'] / r['harness_seconds']:.2f}x" if was else "-"
             before_ratio = f"{was['harness_over_floor']:.2f}x" if was else "-"
@@ -55,7 +60,7 @@ def outside_table(before: list[dict], after: list[dict]) -> str:
     """Per method and profile: milliseconds per iteration outside the step (drawing, collating and
     placing a meta-batch), seconds per validation, per 1,000 test episodes and per checkpoint,
     before and after."""
-    old = {key: row for rec in before for key, row in _rows(rec).items()}
+    old = _by_key(before)
     lines = ["| method, profile | sample + collate + place ms/it | validation s (episodes) | test s per 1,000 episodes "
              "| checkpoint s |", "|---|---|---|---|---|"]
 
