@@ -37,15 +37,16 @@ def resolve(method: str, task: str, profile: str = "quick", config_file=None, ov
 
 def fake_run(results: Path, method: str, seed: int, values: list[float], task: str = "omniglot-5w1s",
              complete: bool = True, checkpoint: bool = False, fingerprints: list[str] | None = None,
-             overrides: dict | None = None, best_val: float = 0.7) -> RunFolder:
+             overrides: dict | None = None, best_val: float = 0.7, environment: dict | None = None) -> RunFolder:
     """A run folder as a finished (or, with ``complete=False``, interrupted) run leaves it, with
     the given per-episode test values and best validation metric; ``overrides`` are config
-    settings; ``checkpoint`` adds an untrained model's ``best.pt``."""
+    settings; ``checkpoint`` adds an untrained model's ``best.pt``; ``environment`` replaces
+    the recorded code and machine."""
     config = resolve(method, task, "smoke", None, {**(overrides or {}), "seed": seed})
     metric = "accuracy" if config.task_spec.kind == "classification" else "mse"
     folder = RunFolder.create(results, config.to_dict())
     folder.write_config(config.to_dict())
-    folder.write_environment({"device": "cpu"})
+    folder.write_environment(environment if environment is not None else {"device": "cpu"})
     folder.write_curves([{"iteration": 1, "loss": 1.0, metric: 0.5, "seconds": 0.1}],
                         [{"iteration": 1, metric: best_val - 0.1, "train_seconds": 2.0},
                          {"iteration": 2, metric: best_val, "train_seconds": 4.0}])

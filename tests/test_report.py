@@ -8,8 +8,8 @@ import pytest
 from helpers import fake_run, invoke
 
 from bench.report.build import build_report
-from bench.report.collect import collect
-from bench.report.tables import accuracy_table, paired_table
+from bench.report.collect import _budget, collect
+from bench.report.tables import accuracy_table, comparison_table, omniglot_table, paired_table
 from bench.stats import mean_ci95, paired_two_level_ci, two_level_ci
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,6 +68,73 @@ def test_selection_uses_validation_only(tmp_path):
     assert set(accuracy_table(c)["method"]) == {"protonet (smoke)", "protonet (smoke, other)"}
     report = build_report(tmp_path, tmp_path / "report").read_text()
     assert "Built from 5 complete runs" in report and "2 of them ran settings not selected" in report
+
+
+def test_candidates_are_compared_on_the_seeds_they_all_ran(tmp_path):
+    """A setting chosen on seed 0 and then run on more seeds stays chosen, whatever those seeds
+    score: the choice is made on the seeds every candidate has."""
+    fake_run(tmp_path, "protonet", 0, [0.9], overrides={"train": {"lr": 0.01}}, best_val=0.8)
+    fake_run(tmp_path, "protonet", 0, [0.9], overrides={"train": {"lr": 0.001}}, best_val=0.7)
+    for seed in (1, 2):
+        fake_run(tmp_path, "protonet", seed, [0.5], overrides={"train": {"lr": 0.01}}, best_val=0.5)
+    candidates = collect(tmp_path).candidates.set_index("setting")
+    assert candidates.loc["train.lr=0.01", "selected"] and not candidates.loc["train.lr=0.001", "selected"]
+    assert list(candidates["compared_seeds"]) == ["0", "0"] and list(candidates["runs"]) == [1, 3]
+    assert candidates.loc["train.lr=0.01", "validation"] == pytest.approx(0.8)
+
+
+def test_a_budget_of_cpu_seconds_is_labelled_as_such():
+    budget = {"stopped_by": "budget_seconds", "budget_seconds": 600.0}
+    assert _budget({}, {**budget, "clock": "cpu"}) == "600 CPU-s"
+    assert _budget({}, budget) == _budget({}, {**budget, "clock": "wall"}) == "600 s"
+    assert _budget({"iterations": 40}, {}) == "40 it"
+
+
+def test_a_comparison_is_uniform_only_with_one_known_commit_and_thread_count(tmp_path):
+    same = {"git_commit": "a" * 40, "git_dirty": False, "torch_threads": 1}
+    fake_run(tmp_path, "protonet", 0, [1.0], environment=same)
+    fake_run(tmp_path, "maml", 0, [1.0], environment=same)
+    fake_run(tmp_path, "protonet", 0, [1.0], overrides={"tag": "threads"}, environment=same)
+    fake_run(tmp_path, "maml", 0, [1.0], overrides={"tag": "threads"}, environment={**same, "torch_threads": 2})
+    fake_run(tmp_path, "protonet", 0, [1.0], overrides={"tag": "dirty"}, environment={**same, "git_dirty": True})
+    fake_run(tmp_path, "protonet", 0, [1.0], overrides={"tag": "unknown"}, environment={"device": "cpu"})
+    rows = comparison_table(collect(tmp_path)).set_index("tag")
+    assert rows.loc["", "uniform"] and rows.loc["", "commits"] == "aaaaaaa" and rows.loc["", "methods"] == "maml, protonet"
+    assert not rows.loc["threads", "uniform"] and rows.loc["threads", "threads"] == "1, 2"
+    assert rows.loc["dirty", "commits"] == "aaaaaaa+dirty" and rows.loc["dirty", "uniform"]
+    assert not rows.loc["unknown", "uniform"] and rows.loc["unknown", "commits"] == "unknown"
+
+
+def test_the_omniglot_table_has_a_column_per_shape_and_the_published_numbers_beside(tmp_path):
+    env = {"git_commit": "b" * 40, "torch_threads": 1}
+    for seed in (0, 1):
+        fake_run(tmp_path, "protonet", seed, [1.0, 0.5], environment=env)
+    fake_run(tmp_path, "protonet", 0, [0.75, 0.75], task="omniglot-20w5s", environment=env)
+    fake_run(tmp_path, "csn", 0, [1.0, 1.0], environment={**env, "torch_threads": 2})
+    c = collect(tmp_path)
+    acc = accuracy_table(c)
+    table = omniglot_table(c, acc, paper_profiles=False)
+    assert list(table["method"]) == ["csn (smoke)", "protonet (smoke)"]  # CSN first, as in every table
+    protonet = table.set_index("method").loc["protonet (smoke)"]
+    cell = acc.set_index(["task", "method"]).loc[("omniglot-5w1s", "protonet (smoke)")]
+    assert protonet["5-way 1-shot"] == f"{cell['mean']:.2f} +- {cell['ci95']:.2f} (2 seeds) mixed code"
+    assert protonet["20-way 5-shot"] == "75.00 +- 0.00 (1 seed, episodes only)"
+    assert protonet["5-way 5-shot"] == "" and protonet["5-way 5-shot published"] == "99.7"
+    assert protonet["5-way 1-shot published"] == "98.8" and protonet["20-way 1-shot published"] == "96"
+    csn = table.set_index("method").loc["csn (smoke)"]
+    assert csn["5-way 1-shot published"] == "(98.42, protocol not retrieved)"  # never like for like
+    assert omniglot_table(c, acc, paper_profiles=True).empty
+
+
+def test_a_one_seed_row_beside_a_published_number_says_what_its_interval_leaves_out(tmp_path):
+    for seed in (0, 1):
+        fake_run(tmp_path, "protonet", seed, [1.0, 0.5 + 0.25 * seed])
+    fake_run(tmp_path, "protonet", 0, [0.75, 0.75], task="omniglot-20w1s")
+    acc = accuracy_table(collect(tmp_path)).set_index("task")
+    spread = acc.loc["omniglot-5w1s", "seed_std"]
+    assert acc.loc["omniglot-20w1s", "note"] == (
+        f"1 seed: ci95 leaves out the seed spread (protonet's seed_std in its runs of several seeds: {spread:.2f}-{spread:.2f})")
+    assert acc.loc["omniglot-5w1s", "note"] == ""
 
 
 def test_incomplete_runs_are_listed_not_averaged(results):
@@ -207,3 +274,14 @@ def test_a_diverged_candidate_is_complete_but_never_selected(tmp_path):
     c = collect(tmp_path)
     assert list(c.candidates["selected"]) == [True, False]
     assert list(c.runs["value"]) == [0.45]
+
+
+def test_the_readme_headline_is_the_committed_report():
+    """The README's tables are generated from the reference report's CSV files, never copied."""
+    from bench.report.headline import END, START, headline_markdown
+
+    readme = (REPO / "README.md").read_text()
+    assert START in readme and END in readme
+    shown = readme.split(START, 1)[1].split(END, 1)[0]
+    assert shown == headline_markdown(REPO / "results" / "reference"), "README headline is stale: run python scripts/readme.py"
+    assert "98.42, protocol not retrieved" in shown  # CSN's published number, never like for like

@@ -14,9 +14,11 @@ from bench.report.collect import collect
 from bench.report.plots import copy_run_figures, plots
 from bench.report.tables import (
     accuracy_table,
+    comparison_table,
     cost_table,
     latex,
     markdown,
+    omniglot_table,
     paired_table,
     selection_table,
     time_to_level_table,
@@ -32,9 +34,11 @@ def build_report(results: Path, out: Path) -> Path:
     except OSError as exc:
         raise UserError(f"cannot create the report folder {out}: {exc.strerror}") from None
     acc, paired, cost = accuracy_table(c), paired_table(c), cost_table(c)
-    levels, selection = time_to_level_table(c), selection_table(c)
+    levels, selection, comparisons = time_to_level_table(c), selection_table(c), comparison_table(c)
+    omniglot, omniglot_paper = omniglot_table(c, acc, paper_profiles=False), omniglot_table(c, acc, paper_profiles=True)
     figures = plots(c, acc, out) + copy_run_figures(c, out)
-    tables = {"accuracy": acc, "paired": paired, "cost": cost, "time_to_level": levels, "selection": selection,
+    tables = {"omniglot": omniglot, "omniglot_paper": omniglot_paper, "accuracy": acc, "paired": paired,
+              "comparisons": comparisons, "cost": cost, "time_to_level": levels, "selection": selection,
               "incomplete": c.incomplete}
     for name, df in tables.items():
         atomic_write_bytes(out / f"{name}.csv", df.to_csv(index=False).encode())
@@ -45,7 +49,17 @@ def build_report(results: Path, out: Path) -> Path:
     unselected = int(c.candidates.loc[~c.candidates["selected"].astype(bool), "runs"].sum())
     md = ["# Benchmark report", "", f"Built from {len(c.runs) + unselected} complete runs under `{results}`"
           + (f"; {unselected} of them ran settings not selected on validation and appear only in the Selection table." if unselected else ".")]
-    md += ["", "## Test metric", "",
+    md += ["", "## Omniglot, as the CSN paper's table", "",
+           "The Vinyals protocol (its character split, 1000 test episodes of 15 queries per class shared by every "
+           "method). Each cell: the test accuracy in % over seeds and episodes, `+-` its two-level 95% interval "
+           "(seed and episode variance; with one seed, the run's episode interval alone, which leaves out the "
+           "seed spread), and the seed count. `published`: the paper's number for the same protocol and "
+           "backbone; in parentheses, one of another or an unretrieved protocol, never a like-for-like "
+           "comparison. `budget`: what bounded each run's training (`CPU-s`: the process's CPU seconds). "
+           "`mixed code`: that comparison's runs differ in commit or thread count (Comparisons table).",
+           "", "Short budgets (the profiles sized for this CPU):", "", markdown(omniglot),
+           "The `paper` profiles (each paper's own budget):", "", markdown(omniglot_paper)]
+    md += ["## Test metric", "",
            "Accuracy in %, MSE as is. `mean +- ci95`: the mean over seeds and test episodes with a 95% interval "
            "that counts both the seed-to-seed (training) variance and the episode variance (every seed is tested "
            "on the same episodes; `bench/stats.py: two_level_ci`); with one seed the seed variance is unknown and "
@@ -54,16 +68,22 @@ def build_report(results: Path, out: Path) -> Path:
            "bounded training (iterations, or training seconds); `best_at_last_val`: runs whose best validation "
            "was their last (still improving, not converged). `published` and `difference`: only for a published "
            "number of the same protocol and backbone; other published numbers of the method on that dataset "
-           "and shape are in `other_protocol`.", "", markdown(acc)]
+           "and shape are in `other_protocol`. `note`: where a one-seed run is set beside a published number, the seed "
+           "spread its interval leaves out.", "", markdown(acc)]
     md += ["## Paired differences", "",
            "Methods of one comparison (same task, profile and tag, so the same kind of budget) tested on the "
            "same episodes, first minus second. `ci95`: two-level (each method's seed "
            "variance and the shared episodes); `episode_ci95`: over the seed-averaged per-episode differences "
            "alone (too narrow where seeds vary); `significant`: the two-level interval excludes 0. A difference "
            "measures the budgets in `budgets` as much as the methods.", "", markdown(paired)]
+    md += ["## Comparisons", "",
+           "Every comparison (task, profile and tag) with the commits and thread counts of its runs: `uniform` "
+           "where all ran one commit with one thread count, so that no method gained from a speed-up another "
+           "did not have.", "", markdown(comparisons)]
     md += ["## Selection", "",
            "Where runs of one method, profile and tag had different settings, the setting with the best mean "
-           "validation metric over its seeds is reported above; test results played no part.", "", markdown(selection)]
+           "validation metric over the seeds every candidate ran (`compared_seeds`) is reported above; test "
+           "results played no part.", "", markdown(selection)]
     md += ["## Time to validation levels", "",
            "Training seconds (validation excluded) at which the validation metric first reached each level: "
            "the median over seeds.", "", markdown(levels)]

@@ -22,7 +22,8 @@ class Collected:
     incomplete: pd.DataFrame  # run folder, why it is not counted
 
 
-CANDIDATE_COLUMNS = ["task", "method", "profile", "tag", "setting", "runs", "validation", "validation_std", "selected"]
+CANDIDATE_COLUMNS = ["task", "method", "profile", "tag", "setting", "runs", "compared_seeds", "validation", "validation_std",
+                     "selected"]
 
 
 def collect(results: Path) -> Collected:
@@ -83,7 +84,8 @@ def _run_row(result: RunResult) -> dict:
         "train_seconds": summary["train_seconds"], "seconds_per_iteration": summary["seconds_per_iteration"],
         "episodes_per_second": summary["episodes_per_second"], "test_ms_per_episode": summary["test_ms_per_episode"],
         "peak_mib": summary["peak_memory_bytes"] / 2**20, "peak_kind": summary.get("peak_memory_kind", ""),
-        "device": summary.get("device", ""),
+        "device": summary.get("device", ""), "commit": _commit(result.environment),
+        "threads": result.environment.get("torch_threads") if isinstance(result.environment.get("torch_threads"), int) else None,
         "backbone": info.get("backbone") or info.get("architecture") or settings.get("backbone", ""),
         "batch_norm": settings.get("batch_norm", ""),
         "parameters": model.get("parameters", math.nan), "flops_per_query": model.get("flops_per_query", math.nan),
@@ -94,11 +96,19 @@ def _run_row(result: RunResult) -> dict:
     }
 
 
+def _commit(environment: dict) -> str:
+    """The short commit the run's code was at (``+dirty`` with uncommitted changes), '' if unknown."""
+    commit = environment.get("git_commit")
+    if not isinstance(commit, str) or not commit:
+        return ""
+    return commit[:7] + ("+dirty" if environment.get("git_dirty") is True else "")
+
+
 def _budget(summary: dict, budget: dict) -> str:
-    """What bounded the run's training, in words."""
+    """What bounded the run's training, in words (``CPU-s``: the process's CPU seconds)."""
     stopped = budget.get("stopped_by", "iterations")
     if stopped == "budget_seconds":
-        return f"{budget['budget_seconds']:g} s"
+        return f"{budget['budget_seconds']:g} {'CPU-s' if budget.get('clock') == 'cpu' else 's'}"
     if stopped == "patience":
         return f"patience {budget['patience']} ({summary['iterations']} it)"
     return f"{summary['iterations']} it"
@@ -121,7 +131,9 @@ def select(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per task, method, profile and tag, the setting with the best mean validation metric.
 
     A setting is the run's config without its seed, compared on the keys every run of the
-    group records (runs written before a key existed still match). Test results play no part.
+    group records (runs written before a key existed still match). Candidates are compared on
+    the seeds they all ran (all their seeds where they share none), so that seeds added to the
+    chosen setting afterwards cannot change the choice. Test results play no part.
     Returns the runs of the chosen settings, and one row per candidate where there were several.
     """
     kept, candidates = [], []
@@ -133,14 +145,18 @@ def select(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             continue
         differing = sorted(k for k in common if len({c[k] for c in group["config"]}) > 1)
         higher_is_better = group["metric"].iloc[0] == "accuracy"
+        by_setting = list(group.groupby(settings, sort=True))
+        shared = set.intersection(*(set(r["seed"]) for _, r in by_setting))
         scored = []
-        for setting, runs_of in group.groupby(settings, sort=True):
+        for setting, runs_of in by_setting:
             values = dict(setting)
+            compared = runs_of[runs_of["seed"].isin(shared)] if shared else runs_of
             scored.append({
                 "task": task, "method": method, "profile": profile, "tag": tag,
                 "setting": ", ".join(f"{k}={_text(values[k])}" for k in differing),
-                "runs": len(runs_of), "validation": runs_of["best_val"].mean(),
-                "validation_std": runs_of["best_val"].std(ddof=1) if len(runs_of) > 1 else math.nan, "rows": runs_of,
+                "runs": len(runs_of), "compared_seeds": ",".join(map(str, sorted(compared["seed"]))),
+                "validation": compared["best_val"].mean(),
+                "validation_std": compared["best_val"].std(ddof=1) if len(compared) > 1 else math.nan, "rows": runs_of,
             })
         best = max(scored, key=lambda c: _merit(c["validation"], higher_is_better))
         for c in scored:

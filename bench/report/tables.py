@@ -38,14 +38,12 @@ def episode_matrix(c: Collected, task: str, label: str) -> tuple[np.ndarray, tup
     return np.array([g["value"].to_numpy() for g in per_run]), fingerprints.pop()
 
 
-def _published_for(pub: pd.DataFrame, row: pd.Series) -> tuple[pd.Series | None, list[str]]:
+def _published_for(pub: pd.DataFrame, row: pd.Series) -> tuple[pd.Series | None, pd.DataFrame]:
     """The published number of the run's own protocol and backbone, and the method's others on that shape."""
     same_shape = pub[(pub.method == row["method"]) & (pub.dataset == row["dataset"]) & (pub.ways == row["ways"])
                      & (pub.shots == row["shots"])]
     exact = same_shape[(same_shape.protocol == row["protocol"]) & (same_shape.backbone == row["backbone"])]
-    others = same_shape.drop(exact.index)
-    other_text = [f"{r.value:g} ({r.protocol}, {r.backbone})" for r in others.itertuples()]
-    return (exact.iloc[0] if len(exact) else None), other_text
+    return (exact.iloc[0] if len(exact) else None), same_shape.drop(exact.index)
 
 
 def _source(ref: pd.Series) -> str:
@@ -72,9 +70,26 @@ def accuracy_table(c: Collected) -> pd.DataFrame:
             "best_at_last_val": f"{int(runs['best_at_last_validation'].sum())}/{len(runs)}",
             "published": ref["value"] if ref is not None else math.nan,
             "difference": scale * interval.mean - ref["value"] if ref is not None else math.nan,
-            "other_protocol": "; ".join(others), "source": _source(ref) if ref is not None else "",
+            "other_protocol": "; ".join(f"{r.value:g} ({r.protocol}, {r.backbone})" for r in others.itertuples()),
+            "source": _source(ref) if ref is not None else "",
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["note"] = [_one_seed_note(table, r) for r in table.itertuples()]
+    return table
+
+
+def _one_seed_note(table: pd.DataFrame, row) -> str:
+    """For a one-seed row set beside a published number: the seed spread its interval leaves out,
+    as the same method's runs of several seeds on that dataset measured it."""
+    if row.seeds != 1 or math.isnan(row.published):
+        return ""
+    method = row.method.split()[0]
+    dataset = row.task.split("-")[0]
+    spread = table[(table["method"].str.split().str[0] == method) & (table["seeds"] > 1)
+                   & (table["task"].str.split("-").str[0] == dataset)]["seed_std"]
+    if spread.empty:
+        return "1 seed: ci95 leaves out the seed spread (not measured for this method)"
+    return f"1 seed: ci95 leaves out the seed spread ({method}'s seed_std in its runs of several seeds: {spread.min():.2f}-{spread.max():.2f})"
 
 
 def _same(values: pd.Series) -> str:
@@ -148,6 +163,73 @@ def time_to_level_table(c: Collected) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     reached = [col for col in table.columns[2:] if table[col].map(lambda v: isinstance(v, str) and v != "never").any()]
     return table[["task", "method", *reached]].fillna("")
+
+
+COMPARISON_COLUMNS = ["task", "profile", "tag", "methods", "runs", "budgets", "commits", "threads", "uniform"]
+
+
+def comparison_table(c: Collected) -> pd.DataFrame:
+    """Per comparison (task, profile and tag): its methods, budgets, and the commits and thread
+    counts its runs were made with; ``uniform`` only where every run shares one known commit and
+    one thread count, so that no method gained from a speed-up another lacked."""
+    rows = []
+    for (task, profile, tag), runs in c.runs.groupby(["task", "profile", "tag"], sort=True):
+        commits = sorted(set(runs["commit"].map(lambda v: v or "unknown")))
+        threads = sorted(set(runs["threads"].map(lambda v: "unknown" if v is None or pd.isna(v) else str(int(v)))))
+        rows.append({
+            "task": task, "profile": profile, "tag": tag,
+            "methods": ", ".join(sorted(runs["method"].unique(), key=method_rank)), "runs": len(runs),
+            "budgets": _same(runs["budget"]), "commits": ", ".join(commits), "threads": ", ".join(threads),
+            "uniform": len(commits) == 1 and len(threads) == 1 and "unknown" not in commits + threads,
+        })
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+METHOD_ORDER = ("csn", "maml", "protonet", "matchingnet")
+"""The order (and, in the figures, the colours) of the methods everywhere; others follow by name."""
+
+
+def method_rank(method: str) -> tuple[int, str]:
+    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+
+
+PAPER_SHAPES = ((5, 1), (5, 5), (20, 1), (20, 5))
+"""The columns of the CSN paper's Omniglot table, in its order."""
+
+
+def omniglot_table(c: Collected, acc: pd.DataFrame, paper_profiles: bool) -> pd.DataFrame:
+    """The CSN paper's Omniglot table on the Vinyals protocol: a row per method label (runs of
+    the ``paper`` profiles, or of every other profile), a column per shape with the mean, its
+    two-level 95% interval and the seed count, and beside it the published number of the same
+    protocol and backbone, or in parentheses one of another protocol (never comparable). A cell
+    whose comparison mixed commits or thread counts says so."""
+    pub = published()
+    runs = c.runs[(c.runs["dataset"] == "omniglot") & (c.runs["protocol"] == "vinyals")
+                  & ((c.runs["profile"] == "paper") == paper_profiles)]
+    runs = runs[pd.Series([(w, s) in PAPER_SHAPES for w, s in zip(runs["ways"], runs["shots"])], index=runs.index, dtype=bool)]
+    mixed = {(r.task, r.profile, r.tag) for r in comparison_table(c).itertuples() if not r.uniform}
+    cells = acc.set_index(["task", "method"])
+    rows = []
+    labels = runs.drop_duplicates("label").sort_values("label", key=lambda s: s.map(lambda v: (method_rank(v.split()[0]), v)))
+    for first in labels.itertuples():
+        of_label = runs[runs["label"] == first.label]
+        row = {"method": first.label, "budget": _same(of_label["budget"])}
+        for ways, shots in PAPER_SHAPES:
+            column = f"{ways}-way {shots}-shot"
+            here = of_label[(of_label["ways"] == ways) & (of_label["shots"] == shots)]
+            if len(here):
+                cell = cells.loc[(here["task"].iloc[0], first.label)]
+                seeds = f"{cell['seeds']} seed, episodes only" if cell["seeds"] == 1 else f"{cell['seeds']} seeds"
+                row[column] = f"{cell['mean']:.2f} +- {cell['ci95']:.2f} ({seeds})" + (
+                    " mixed code" if (here["task"].iloc[0], first.profile, first.tag) in mixed else "")
+            else:
+                row[column] = ""
+            ref, others = _published_for(pub, pd.Series({**first._asdict(), "ways": ways, "shots": shots}))
+            row[f"{column} published"] = (f"{ref['value']:g}" + (" (unverified)" if ref["unverified"] else "") if ref is not None
+                                          else "; ".join(f"({r.value:g}, protocol {r.protocol})" for r in others.itertuples()))
+        rows.append(row)
+    columns = ["method", "budget"] + [f"{w}-way {s}-shot{p}" for w, s in PAPER_SHAPES for p in ("", " published")]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def selection_table(c: Collected) -> pd.DataFrame:

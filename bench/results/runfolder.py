@@ -76,6 +76,8 @@ class RunResult:
     summary: dict
     test_rows: list[dict]
     val_rows: list[dict]
+    environment: dict
+    """The code and machine it ran with (commit, threads); empty where the file is missing or unreadable."""
 
     @property
     def metric(self) -> str:
@@ -290,7 +292,15 @@ class RunFolder:
             raise IncompleteRun(f"unreadable ({type(exc).__name__}: {first_line(exc, 80)})") from None
         if not test_rows:
             raise IncompleteRun(f"{TEST} is empty")
-        return RunResult(self, config, summary, test_rows, val_rows)
+        return RunResult(self, config, summary, test_rows, val_rows, self.read_environment())
+
+    def read_environment(self) -> dict:
+        """``environment.json``, or {} where it is missing or is not an object."""
+        try:
+            environment = read_json(self.path / ENVIRONMENT)
+        except (OSError, ValueError):
+            return {}
+        return environment if isinstance(environment, dict) else {}
 
     def _status(self) -> str | None:
         try:
