@@ -41,6 +41,12 @@ class ClassificationSource:
         self.meta = l2l.data.MetaDataset(IndexDataset(len(self.flat)), labels_to_indices=labels_to_indices)
         self._tasksets: dict[tuple[int, int], object] = {}
 
+    def joined(self, other: "ClassificationSource") -> "ClassificationSource":
+        """The classes of both sources (e.g. training and validation), in that order."""
+        if other.images.shape[1:] != self.images.shape[1:] or other.images.dtype != self.images.dtype:
+            raise UserError("cannot join splits whose classes hold images of different counts or shapes")
+        return type(self)(torch.cat([self.images, other.images]), self.class_names + other.class_names, self.identity)
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)

@@ -240,7 +240,8 @@ class RunSession:
                     self.val_rows.append(val)
                     if mirror:
                         mirror.validation(val)
-                    if improves(val[key], self.best_value, task.kind):
+                    # trained-on validation classes cannot choose: the final weights are tested
+                    if train.classes == "trainval" or improves(val[key], self.best_value, task.kind):
                         self.best_value, self.best_iteration = val[key], trainer.iteration
                         folder.save_best(self.setup.method.state_dict(), config.method, config.task, trainer.iteration)
                     bar.write(f"  iteration {trainer.iteration}: validation {key} {val[key]:.4f} (best {self.best_value:.4f})")

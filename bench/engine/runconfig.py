@@ -25,6 +25,10 @@ class TrainConfig:
     budget_clock: Literal["wall", "cpu"] = "wall"
     """What ``budget_seconds`` counts: ``wall``, the steps' seconds as they pass; ``cpu``, the CPU seconds the
     process spent in them (all its threads), which other work on the machine does not use up."""
+    classes: Literal["train", "trainval"] = "train"
+    """Classes of the training episodes: the task's training split, or ``trainval``, its training and
+    validation classes together (Snell et al.'s 1,200 Omniglot characters). Validation then runs on classes
+    that were trained on, so it cannot choose a checkpoint: the run tests its final weights."""
     patience: int = 0
     """Stop after this many validations without improvement (0: never)."""
     meta_batch: int = 1

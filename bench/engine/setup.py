@@ -62,11 +62,21 @@ def set_up(config: RunConfig, data_root: Path, device: str | None = None, test_t
     if method.max_ways is not None and task.ways > method.max_ways:
         raise UserError(f"the model was trained on {method.max_ways}-way tasks; '{task.name}' has {task.ways} ways")
     sources = build_sources(task, data_root)
+    if config.settings.train.classes == "trainval" and test_task is None:
+        sources["train"] = joined_splits(sources["train"], sources["val"], task)
     if test_task is None:
         sources["train"].check(*config.train_shape(), f"training episodes of {task.name}")
         sources["val"].check(task.ways, task.shots, task.queries, f"val episodes of {task.name}")
     sources["test"].check(task.ways, task.shots, task.queries, f"test episodes of {task.name}")
     return Setup(config, task, dev, method, sources, layout)
+
+
+def joined_splits(train: EpisodeSource, val: EpisodeSource, task) -> EpisodeSource:
+    """The training and validation classes as one source (``train.classes=trainval``)."""
+    join = getattr(train, "joined", None)
+    if join is None or type(val) is not type(train):
+        raise UserError(f"train.classes=trainval needs a task whose splits are sets of classes; '{task.name}' has none to join")
+    return join(val)
 
 
 def load_weights(method: Method, checkpoint: dict, folder: RunFolder) -> int:

@@ -56,7 +56,10 @@ def build_report(results: Path, out: Path) -> Path:
            "seed spread), and the seed count. `published`: the paper's number for the same protocol and "
            "backbone; in parentheses, one of another or an unretrieved protocol, never a like-for-like "
            "comparison. `budget`: what bounded each run's training (`CPU-s`: the process's CPU seconds). "
-           "`mixed code`: that comparison's runs differ in commit or thread count (Comparisons table).",
+           "`mixed code`: that comparison's runs differ in commit or thread count (Comparisons table). `training "
+           "classes`: `train`, the 1,028 training characters (4,112 classes with rotations); `train+val`, those "
+           "and the validation characters, 1,200 (4,800 classes), as the ProtoNets and Matching Networks papers "
+           "trained, with the final weights tested.",
            "", "Short budgets (the profiles sized for this CPU):", "", markdown(omniglot),
            "The `paper` profiles (each paper's own budget):", "", markdown(omniglot_paper)]
     md += ["## Test metric", "",

@@ -84,6 +84,7 @@ def _run_row(result: RunResult) -> dict:
         "train_seconds": summary["train_seconds"], "seconds_per_iteration": summary["seconds_per_iteration"],
         "episodes_per_second": summary["episodes_per_second"], "test_ms_per_episode": summary["test_ms_per_episode"],
         "peak_mib": summary["peak_memory_bytes"] / 2**20, "peak_kind": summary.get("peak_memory_kind", ""),
+        "classes": (config.get("train") or {}).get("classes", "train") if isinstance(config.get("train"), dict) else "train",
         "device": summary.get("device", ""), "commit": _commit(result.environment),
         "threads": result.environment.get("torch_threads") if isinstance(result.environment.get("torch_threads"), int) else None,
         "backbone": info.get("backbone") or info.get("architecture") or settings.get("backbone", ""),

@@ -213,7 +213,8 @@ def omniglot_table(c: Collected, acc: pd.DataFrame, paper_profiles: bool) -> pd.
     labels = runs.drop_duplicates("label").sort_values("label", key=lambda s: s.map(lambda v: (method_rank(v.split()[0]), v)))
     for first in labels.itertuples():
         of_label = runs[runs["label"] == first.label]
-        row = {"method": first.label, "budget": _same(of_label["budget"])}
+        row = {"method": first.label, "budget": _same(of_label["budget"]),
+               "training classes": _same(of_label["classes"].map(lambda v: "train+val" if v == "trainval" else "train"))}
         for ways, shots in PAPER_SHAPES:
             column = f"{ways}-way {shots}-shot"
             here = of_label[(of_label["ways"] == ways) & (of_label["shots"] == shots)]
@@ -228,7 +229,7 @@ def omniglot_table(c: Collected, acc: pd.DataFrame, paper_profiles: bool) -> pd.
             row[f"{column} published"] = (f"{ref['value']:g}" + (" (unverified)" if ref["unverified"] else "") if ref is not None
                                           else "; ".join(f"({r.value:g}, protocol {r.protocol})" for r in others.itertuples()))
         rows.append(row)
-    columns = ["method", "budget"] + [f"{w}-way {s}-shot{p}" for w, s in PAPER_SHAPES for p in ("", " published")]
+    columns = ["method", "budget", "training classes"] + [f"{w}-way {s}-shot{p}" for w, s in PAPER_SHAPES for p in ("", " published")]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -46,7 +46,7 @@ LOCK = ".lock"
 # sums only (equal within float tolerance), so a finished run counts as done in either layout.
 NOT_SETTINGS = ("memory_format",)
 # Settings that records written before they existed lack, with the value those runs had.
-FORMER_DEFAULTS = {"train": {"budget_clock": "wall"}}
+FORMER_DEFAULTS = {"train": {"budget_clock": "wall", "classes": "train"}}
 
 
 def config_digest(config: dict) -> str:
