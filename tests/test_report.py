@@ -170,7 +170,8 @@ def test_report_writes_every_table_and_plot(results, tmp_path):
     result = invoke("report", "--results", results, "--out", out)
     assert result.exit_code == 0, result.output
     for name in ("report.md", "report.tex", "accuracy.csv", "paired.csv", "cost.csv", "incomplete.csv",
-                 "accuracy.png", "validation_curves.png", "cost_tradeoff.png"):
+                 "accuracy.png", "validation_curves.png", "cost_tradeoff.png", "omniglot.png", "omniglot.csv",
+                 "omniglot_paper.csv", "comparisons.csv"):
         assert (out / name).stat().st_size > 0, name
     text = (out / "report.md").read_text()
     assert "__csn__" in text and "ProtoNets paper Table 1" in text
@@ -285,3 +286,24 @@ def test_the_readme_headline_is_the_committed_report():
     shown = readme.split(START, 1)[1].split(END, 1)[0]
     assert shown == headline_markdown(REPO / "results" / "reference"), "README headline is stale: run python scripts/readme.py"
     assert "98.42, protocol not retrieved" in shown  # CSN's published number, never like for like
+
+
+def test_every_figure_gives_a_method_one_colour_and_the_built_in_four_their_own():
+    from bench.report.plots import method_color
+
+    built_in = [method_color(m) for m in ("csn", "maml", "protonet", "matchingnet")]
+    assert len(set(built_in)) == 4 and method_color("csn") == built_in[0]
+    assert method_color("relationnet") == method_color("relationnet") and method_color("relationnet") not in built_in
+
+
+def test_time_budget_comparisons_and_paper_runs_get_validation_panels(tmp_path):
+    import json
+
+    for method in ("protonet", "maml"):
+        folder = fake_run(tmp_path, method, 0, [1.0, 0.5], overrides={"tag": "equal-time"})
+        summary = json.loads((folder.path / "summary.json").read_text())
+        summary["budget"] = {"stopped_by": "budget_seconds", "budget_seconds": 5.0, "clock": "cpu"}
+        (folder.path / "summary.json").write_text(json.dumps(summary))
+    build_report(tmp_path, tmp_path / "report")
+    assert (tmp_path / "report" / "comparison_curves.png").stat().st_size > 0
+    assert "5 CPU-s" in (tmp_path / "report" / "report.md").read_text()

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import pandas as pd
 
 from bench.files import atomic_write_bytes, write_figure
 from bench.report.collect import Collected
+from bench.report.tables import METHOD_ORDER, PAPER_SHAPES, method_rank
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def method_color(method: str) -> str:
+    """One colour per method in every figure: the built-in four first, in the tables' order."""
+    rank = method_rank(method)[0]
+    if rank < len(METHOD_ORDER):
+        return PALETTE[rank]
+    return PALETTE[len(METHOD_ORDER) + zlib.crc32(method.encode()) % (len(PALETTE) - len(METHOD_ORDER))]
 
 
 def _plot_scale(c: Collected, task: str) -> float:
@@ -67,6 +79,8 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
         write_figure(fig, out / "validation_curves.png")
         written.append(out / "validation_curves.png")
 
+    written += _omniglot_figure(plt, acc, c, out) + _comparison_curves(plt, c, out)
+
     fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.6 * len(tasks)), squeeze=False, layout="constrained")
     for row, task in zip(axes, tasks):
         t = c.runs[c.runs.task == task].assign(shown=lambda d: d["value"] * _plot_scale(c, task))
@@ -98,3 +112,89 @@ def copy_run_figures(c: Collected, out: Path) -> list[Path]:
             if pngs:
                 break
     return written
+
+
+def _omniglot_figure(plt, acc: pd.DataFrame, c: Collected, out: Path) -> list[Path]:
+    """The CSN paper's Omniglot table as a figure: one panel per shape, one row per method label
+    in the tables' order and colours, the published number of the same protocol as a cross."""
+    shapes = c.runs[(c.runs["dataset"] == "omniglot") & (c.runs["protocol"] == "vinyals")][["task", "ways", "shots"]]
+    tasks = {(w, s): t for t, w, s in shapes.drop_duplicates().itertuples(index=False) if (w, s) in PAPER_SHAPES}
+    if not tasks:
+        return []
+    labels = sorted(acc[acc["task"].isin(tasks.values())]["method"].unique(), key=lambda v: (method_rank(v.split()[0]), v))
+    fig, axes = plt.subplots(1, len(PAPER_SHAPES), figsize=(16, 0.45 * len(labels) + 1.6), sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, (ways, shots) in zip(axes[0], PAPER_SHAPES):
+        ax.set_title(f"{ways}-way {shots}-shot")
+        ax.set_xlabel("test accuracy (%)")
+        rows = acc[acc["task"] == tasks.get((ways, shots), "")].set_index("method")
+        chance, shown = 100.0 / ways, []
+        for y, label in enumerate(labels):
+            if label not in rows.index:
+                continue
+            r = rows.loc[label]
+            if r["mean"] < chance + 10:  # drawn as a note: it would squeeze the methods that learn
+                ax.annotate(f"at chance: {r['mean']:.1f} %", (0.02, y), xycoords=("axes fraction", "data"), va="center",
+                            fontsize=8, color=method_color(label.split()[0]))
+                continue
+            ax.errorbar(r["mean"], y, xerr=r["ci95"], fmt="o", capsize=3, color=method_color(label.split()[0]))
+            shown += [r["mean"] - r["ci95"], r["mean"] + r["ci95"]]
+            if r["published"] == r["published"]:  # not NaN
+                ax.scatter(r["published"], y, marker="x", color="black", s=50, zorder=5)
+                shown.append(r["published"])
+        if shown:
+            pad = 0.08 * (max(shown) - min(shown)) + 0.1
+            ax.set_xlim(min(shown) - pad, max(shown) + pad)
+        else:
+            ax.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=ax.transAxes, color="gray")
+    axes[0][0].set_yticks(range(len(labels)), labels)
+    axes[0][0].invert_yaxis()
+    fig.suptitle("Omniglot (Vinyals protocol): mean +- two-level 95% interval; x: published, same protocol")
+    write_figure(fig, out / "omniglot.png")
+    return [out / "omniglot.png"]
+
+
+def _comparison_curves(plt, c: Collected, out: Path) -> list[Path]:
+    """Validation against training seconds (log axis), one panel per comparison with a budget in
+    seconds and one per task for the paper-budget runs; the y range is set by the methods that
+    learn, and a method left at chance is named in its panel instead of flattening it."""
+    if c.curves.empty:
+        return []
+    runs = c.runs.set_index("run")
+    timed = runs[runs["budget"].str.endswith("s")]  # "600 s", "600 CPU-s"; iteration budgets end in "it"
+    panels = [(f"{task}, {profile}, {tag}: equal training time", g.index) for (task, profile, tag), g in
+              timed.groupby(["task", "profile", "tag"], sort=True)]
+    panels += [(f"{task}: the papers' budgets", g.index) for task, g in runs[runs["profile"] == "paper"].groupby("task", sort=True)]
+    if not panels:
+        return []
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3.4 * len(panels)), squeeze=False, layout="constrained")
+    for ax, (title, members) in zip(axes[:, 0], panels):
+        curves = c.curves[c.curves["run"].isin(members)]
+        metric = runs.loc[members[0], "metric"]
+        scale = 100.0 if metric == "accuracy" else 1.0
+        chance = 1.0 / runs.loc[members[0], "ways"] if metric == "accuracy" and runs.loc[members[0], "ways"] else None
+        shown, at_chance = [], []
+        for label, g in sorted(curves.groupby("label"), key=lambda kv: (method_rank(kv[0].split()[0]), kv[0])):
+            # only validations every seed reached: runs of a time budget stop at different iterations
+            seeds = g.groupby("iteration")["run"].nunique()
+            g = g[g["iteration"].isin(seeds[seeds == g["run"].nunique()].index)]
+            mean = g.groupby("iteration").agg(seconds=("train_seconds", "mean"), value=("value", "mean"))
+            if chance is not None and mean["value"].max() < chance + 0.1:
+                at_chance.append(f"{label} stays near chance ({100 * mean['value'].max():.0f} % at best)")
+                continue
+            ax.plot(mean["seconds"], scale * mean["value"], marker=".", label=label, color=method_color(label.split()[0]))
+            shown.append(scale * mean["value"])
+        if shown:
+            values = pd.concat(shown)
+            low = values.quantile(0.05) if metric == "accuracy" else values.min()
+            ax.set_ylim(low - 0.05 * (values.max() - low + 1e-9), values.max() + 0.05 * (values.max() - low + 1e-9))
+            ax.legend(fontsize=8, loc="lower right" if metric == "accuracy" else "upper right")
+        if at_chance:
+            ax.text(0.01, 0.02, "; ".join(at_chance), transform=ax.transAxes, fontsize=8, color="gray")
+        ax.set_xscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("training seconds (log)")
+        ax.set_ylabel("validation " + ("accuracy (%)" if metric == "accuracy" else "MSE"))
+    fig.suptitle("Validation during training, per comparison (mean over seeds)")
+    write_figure(fig, out / "comparison_curves.png")
+    return [out / "comparison_curves.png"]
