@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench.files import atomic_write_bytes, write_figure
 from bench.report.collect import Collected
-from bench.report.tables import METHOD_ORDER, PAPER_SHAPES, method_rank
+from bench.report.tables import METHOD_ORDER, PAPER_SHAPES, label_rank, method_rank
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
 
@@ -121,7 +121,7 @@ def _omniglot_figure(plt, acc: pd.DataFrame, c: Collected, out: Path) -> list[Pa
     tasks = {(w, s): t for t, w, s in shapes.drop_duplicates().itertuples(index=False) if (w, s) in PAPER_SHAPES}
     if not tasks:
         return []
-    labels = sorted(acc[acc["task"].isin(tasks.values())]["method"].unique(), key=lambda v: (method_rank(v.split()[0]), v))
+    labels = sorted(acc[acc["task"].isin(tasks.values())]["method"].unique(), key=label_rank)
     fig, axes = plt.subplots(1, len(PAPER_SHAPES), figsize=(16, 0.45 * len(labels) + 1.6), sharey=True, squeeze=False,
                              layout="constrained")
     for ax, (ways, shots) in zip(axes[0], PAPER_SHAPES):
@@ -174,7 +174,7 @@ def _comparison_curves(plt, c: Collected, out: Path) -> list[Path]:
         scale = 100.0 if metric == "accuracy" else 1.0
         chance = 1.0 / runs.loc[members[0], "ways"] if metric == "accuracy" and runs.loc[members[0], "ways"] else None
         shown, at_chance = [], []
-        for label, g in sorted(curves.groupby("label"), key=lambda kv: (method_rank(kv[0].split()[0]), kv[0])):
+        for label, g in sorted(curves.groupby("label"), key=lambda kv: label_rank(kv[0])):
             # only validations every seed reached: runs of a time budget stop at different iterations
             seeds = g.groupby("iteration")["run"].nunique()
             g = g[g["iteration"].isin(seeds[seeds == g["run"].nunique()].index)]

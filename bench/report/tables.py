@@ -193,6 +193,11 @@ def method_rank(method: str) -> tuple[int, str]:
     return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
 
 
+def label_rank(label: str) -> tuple:
+    """Sort key of a report label (``csn (quick, equal-time)``): by its method, then by the label."""
+    return (method_rank(label.split()[0]), label)
+
+
 PAPER_SHAPES = ((5, 1), (5, 5), (20, 1), (20, 5))
 """The columns of the CSN paper's Omniglot table, in its order."""
 
@@ -210,7 +215,7 @@ def omniglot_table(c: Collected, acc: pd.DataFrame, paper_profiles: bool) -> pd.
     mixed = {(r.task, r.profile, r.tag) for r in comparison_table(c).itertuples() if not r.uniform}
     cells = acc.set_index(["task", "method"])
     rows = []
-    labels = runs.drop_duplicates("label").sort_values("label", key=lambda s: s.map(lambda v: (method_rank(v.split()[0]), v)))
+    labels = runs.drop_duplicates("label").sort_values("label", key=lambda s: s.map(label_rank))
     for first in labels.itertuples():
         of_label = runs[runs["label"] == first.label]
         row = {"method": first.label, "budget": _same(of_label["budget"]),
