@@ -460,27 +460,31 @@ def data() -> None:
 @data_root_option
 @one_line_errors
 def data_verify(data_root) -> None:
-    """Checks Omniglot, its split files and (where present) the Penn Treebank against their
-    checksums; lists what is missing or corrupt."""
-    from bench.data import ptb
-    from bench.data.omniglot import verify
+    """Checks every dataset on disk (Omniglot and its split files, the Penn Treebank files,
+    what mini-ImageNet holds) against its checksums; lists what is missing or corrupt."""
+    from bench.data.datasets import DATASETS
     from bench.data.storage import resolve_root
     from bench.errors import DataError
 
     root = resolve_root(data_root)
-    result = verify(root)
-    ptb_missing, ptb_corrupt = ptb.verify(root)
-    missing, corrupt = result.missing + ptb_missing, result.corrupt + ptb_corrupt
-    for note in result.notes:
-        click.echo(f"note: {note}")
+    checked, missing, corrupt = [], [], []
+    for name in DATASETS:
+        dataset = DATASETS.get(name)
+        if not dataset.on_disk:
+            continue
+        result = dataset.verify(root)
+        for note in result.notes:
+            click.echo(f"note: {note}")
+        checked += [result.checked] if result.checked else []
+        missing += result.missing
+        corrupt += result.corrupt
     for path in missing:
         click.echo(f"missing: {path}")
     for path in corrupt:
         click.echo(f"corrupt: {path}")
     if missing or corrupt:
         raise DataError(f"data check failed: {len(missing)} missing, {len(corrupt)} corrupt")
-    text = " and the Penn Treebank files" if (root / "ptb").is_dir() else " (no Penn Treebank folder)"
-    click.echo(f"ok: {result.checked} images, the Vinyals split files{text} match their checksums")
+    click.echo(f"ok: {'; '.join(checked) or 'nothing on disk'} match their checksums")
 
 
 @data.command("synth-miniimagenet")
@@ -491,11 +495,12 @@ def data_verify(data_root) -> None:
 def data_synth_miniimagenet(root, layout, per_class) -> None:
     """Writes noise images in mini-ImageNet's layout (64/16/20 classes) under ROOT/miniimagenet,
     to time methods on 84x84 inputs without the real images (--data-root ROOT)."""
+    from bench.data.miniimagenet import folder
     from bench.data.synthetic import write_miniimagenet
 
     written = write_miniimagenet(Path(root), layout, per_class=per_class)
     total = sum(images.shape[0] * images.shape[1] for _, images in written.values())
-    click.echo(f"wrote {total} synthetic images ({layout} layout) under {Path(root) / 'miniimagenet'}")
+    click.echo(f"wrote {total} synthetic images ({layout} layout) under {folder(Path(root))}")
 
 
 @cli.command("plot-shifts")

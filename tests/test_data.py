@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -52,7 +54,7 @@ def test_impossible_episodes_are_rejected():
 
 
 def test_finn_protocol_split_of_the_real_characters(data_root):
-    from bench.data.episodes import build_sources
+    from bench.data.datasets import build_sources
     from bench.data.omniglot import finn_split
     from bench.data.tasks import get_task
 
@@ -62,3 +64,17 @@ def test_finn_protocol_split_of_the_real_characters(data_root):
     assert not names["train"] & names["test"] and not names["train"] & names["val"] and not names["val"] & names["test"]
     assert names == {k: set(v) for k, v in finn_split(sorted(set().union(*names.values()))).items()}
     assert all(s.images.shape[1:] == (20, 28, 28) for s in sources.values())
+
+
+def test_a_task_takes_its_examples_shape_from_its_dataset_and_names_a_registered_one(tmp_path):
+    from bench.data.tasks import get_task, load_task
+
+    assert (get_task("miniimagenet-5w1s").channels, get_task("ptb-5w1s").channels) == (3, 8501)
+    assert (get_task("sinusoid-5s").modality, get_task("ptb-5w1s").is_text) == ("vector", True)
+    text = (Path(__file__).parent.parent / "bench/data/tasks/omniglot-5w1s.yaml").read_text()
+    (tmp_path / "typo.yaml").write_text(text.replace("dataset: omniglot", "dataset: omniglott"))
+    with pytest.raises(UserError, match=r"typo.yaml: unknown dataset 'omniglott' \(did you mean 'omniglot'\?\)"):
+        load_task(tmp_path / "typo.yaml")
+    (tmp_path / "shape.yaml").write_text(text + "data_channels: 3\n")
+    with pytest.raises(UserError, match="data_channels come from the dataset's registration"):
+        load_task(tmp_path / "shape.yaml")

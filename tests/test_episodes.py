@@ -1,11 +1,17 @@
 import random
+from pathlib import Path
 
+import pytest
 import torch
 
 from bench.data.classification import ClassificationSource
+from bench.data.datasets import build_sources
 from bench.data.episodes import PyRandomStream, eval_episodes
 from bench.data.sinusoid import SinusoidSource
 from bench.data.tasks import get_task
+from bench.results.runfolder import RunFolder
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def toy_source(classes=12, per_class=20):
@@ -98,3 +104,14 @@ def test_finn_split_sizes_disjointness_and_independence_of_listing_order():
     assert not set(split["train"]) & set(split["test"]) and not set(split["val"]) & set(split["test"])
     random.Random(5).shuffle(characters)  # os.listdir order varies; the split must not
     assert finn_split(characters) == split
+
+
+@pytest.mark.parametrize("task_name", ["omniglot-5w1s", "omniglot-finn-5w1s", "omniglot-20w1s", "ptb-5w2s", "sinusoid-10s"])
+def test_todays_test_episodes_are_those_of_the_committed_reference_runs(task_name, data_root):
+    """Episodes are part of the protocol: a change to the data code that redraws them would
+    make today's runs incomparable with the reference report's."""
+    runs = sorted((REPO / "results" / "reference" / "runs").glob(f"{task_name}__*"))
+    result = RunFolder(runs[0]).result()
+    task = get_task(task_name)
+    drawn = eval_episodes(build_sources(task, data_root)["test"], task, "test", 30, result.config["eval"]["seed"])
+    assert [e.fingerprint for e in drawn] == [row["fingerprint"] for row in result.test_rows[:30]]

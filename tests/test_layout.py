@@ -43,6 +43,38 @@ def test_each_layer_imports_only_the_layers_before_it(path):
             assert LAYERS.index(layer(name)) <= own, f"{module} ({layer(module)}) imports {name} ({layer(name)})"
 
 
+def bench_imports(path: Path) -> set[str]:
+    """The bench modules ``path`` imports anywhere (inside functions too), ``from bench.data import
+    ptb`` read as ``bench.data.ptb``."""
+    modules = {".".join(p.relative_to(REPO).with_suffix("").parts) for p in BENCH}
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names}
+    return {name for name in found if name in modules and not name.endswith("__init__")}
+
+
+def test_no_import_circle_in_bench():
+    graph = {".".join(p.relative_to(REPO).with_suffix("").parts): bench_imports(p) for p in BENCH}
+    circles, done = [], set()
+
+    def visit(module: str, trail: list[str]) -> None:
+        if module in trail:
+            circles.append(" -> ".join(trail[trail.index(module):] + [module]))
+            return
+        if module in done:
+            return
+        for name in sorted(graph.get(module, ())):
+            visit(name, trail + [module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert not circles, circles
+
+
 def test_no_torch_at_import_in_the_results_and_report_layers():
     for path in [*(REPO / "bench" / "results").glob("*.py"), *(REPO / "bench" / "report").glob("*.py"),
                  *(REPO / "bench" / f"{name}.py" for name in SHARED)]:
@@ -61,4 +93,23 @@ def test_only_the_run_folder_module_names_the_run_files():
     sources = [*(REPO / "bench").rglob("*.py"), *(REPO / "methods").rglob("*.py"), REPO / "cli.py"]
     offenders = [f"{p.relative_to(REPO)}:{i}" for p in sources if p != owner
                  for i, line in enumerate(p.read_text().splitlines(), 1) if RUN_FILES.search(line)]
+    assert not offenders, offenders
+
+
+def test_only_a_datasets_own_module_dispatches_on_its_name():
+    """A dataset's name as a string literal is its module's and its registration's alone (the task
+    YAMLs name it too), so that adding a dataset touches no other module."""
+    from bench.data.datasets import DATASETS
+
+    owners = {name: REPO / (DATASETS.get(name).module.replace(".", "/") + ".py") for name in DATASETS}
+    shared = {REPO / "bench" / "data" / "datasets.py": "the registrations",
+              REPO / "bench" / "data" / "synthetic.py": "writes mini-ImageNet's layout for timing runs",
+              REPO / "bench" / "report" / "tables.py": "the CSN paper's table is Omniglot's (PAPER_DATA)"}
+    offenders = []
+    for path in [*(REPO / "bench").rglob("*.py"), *(REPO / "methods").rglob("*.py"), REPO / "cli.py"]:
+        if path in shared:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in owners and owners[node.value] != path:
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno} '{node.value}'")
     assert not offenders, offenders

@@ -8,7 +8,8 @@ import pytest
 import torch
 from helpers import invoke, resolve
 
-from bench.data.episodes import PyRandomStream, build_sources, eval_episodes
+from bench.data.datasets import build_sources
+from bench.data.episodes import PyRandomStream, eval_episodes
 from bench.data.miniimagenet import load_split
 from bench.data.synthetic import write_miniimagenet
 from bench.data.tasks import get_task

@@ -171,11 +171,13 @@ def test_an_image_backbone_on_text_is_a_one_line_error(corpus, tmp_path):
 def test_verify_names_missing_and_altered_files_and_accepts_the_real_ones(tmp_path, data_root):
     from bench.data import ptb
 
-    assert ptb.verify(tmp_path) == ([], [])  # no ptb folder: nothing to check
+    absent = ptb.verify(tmp_path)  # no ptb folder: nothing to check
+    assert (absent.checked, absent.missing, absent.corrupt) == ("", [], [])
     root = write_corpus(tmp_path / "generated")
     (root / "ptb" / FILES["val"]).unlink()
-    missing, corrupt = ptb.verify(root)
-    assert missing == [str(root / "ptb" / FILES["val"])]
-    assert sorted(corrupt) == sorted(str(root / "ptb" / FILES[s]) for s in ("train", "test"))
-    assert ptb.verify(data_root) == ([], [])
+    result = ptb.verify(root)
+    assert result.missing == [str(root / "ptb" / FILES["val"])]
+    assert sorted(result.corrupt) == sorted(str(root / "ptb" / FILES[s]) for s in ("train", "test"))
+    real = ptb.verify(data_root)
+    assert real.ok and real.checked == "the Penn Treebank files"
     assert ptb_sources(data_root, TASK.vocabulary, TASK.sequence_length)["test"].identity["official"]

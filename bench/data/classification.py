@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import random
 
 import torch
 
 from bench.data.episodes import Episode, PyRandomStream, fingerprint
+from bench.data.sampler import ClassSampler
 from bench.errors import UserError
 from bench.interface.method import Batch
-
-with contextlib.redirect_stderr(io.StringIO()):  # gym, imported by learn2learn, prints a notice
-    import learn2learn as l2l
 
 
 class ClassificationSource:
@@ -38,8 +34,7 @@ class ClassificationSource:
         labels_to_indices = {
             c: list(range(c * self.per_class, (c + 1) * self.per_class)) for c in range(len(class_names))
         }
-        self.meta = l2l.data.MetaDataset(IndexDataset(len(self.flat)), labels_to_indices=labels_to_indices)
-        self._tasksets: dict[tuple[int, int], object] = {}
+        self.sampler = ClassSampler(labels_to_indices)
 
     def joined(self, other: "ClassificationSource") -> "ClassificationSource":
         """The classes of both sources (e.g. training and validation), in that order."""
@@ -62,22 +57,8 @@ class ClassificationSource:
                 f"only {self.per_class} samples"
             )
 
-    def _taskset(self, ways: int, per_class: int):
-        key = (ways, per_class)
-        if key not in self._tasksets:
-            transforms = [
-                l2l.data.transforms.NWays(self.meta, ways),
-                l2l.data.transforms.KShots(self.meta, per_class),
-            ]
-            self._tasksets[key] = l2l.data.TaskDataset(self.meta, task_transforms=transforms)
-        return self._tasksets[key]
-
     def sample(self, ways: int, shots: int, queries: int, stream: PyRandomStream) -> Episode:
-        with stream.active():
-            description = self._taskset(ways, shots + queries).sample_task_description()
-        by_class: dict[int, list[int]] = {}
-        for dd in description:
-            by_class.setdefault(dd.index // self.per_class, []).append(dd.index)
+        by_class = self.sampler.draw(ways, shots + queries, stream)
         classes = list(by_class)  # NWays' random order: it assigns the labels 0..ways-1
         indices = tuple(tuple(by_class[c]) for c in classes)
         names = tuple(self.class_names[c] for c in classes)
@@ -128,15 +109,3 @@ class RandomRotationSource(ClassificationSource):
             out[chosen] = torch.rot90(x[chosen], k, dims=(-2, -1))
         return out
 
-
-class IndexDataset(torch.utils.data.Dataset):
-    """Stands in for the images inside learn2learn: only indices are sampled there."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> int:
-        return i

@@ -1,4 +1,4 @@
-"""Episodes: what identifies one, the random streams they are drawn from, and each task's sources.
+"""Episodes: what identifies one, the random streams they are drawn from, and what a source of them provides.
 
 Training episodes follow the run seed. Validation and test episodes depend only on
 (task, split, episode seed), so every method and every run sees the same ones.
@@ -10,10 +10,8 @@ import contextlib
 import hashlib
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Protocol
 
-from bench.errors import UserError
 from bench.interface.method import Batch
 from bench.interface.task import TaskSpec
 
@@ -69,28 +67,6 @@ class EpisodeSource(Protocol):
     def sample(self, ways: int, shots: int, queries: int, stream: PyRandomStream) -> Episode: ...
 
     def collate(self, episodes: list[Episode], ways: int, shots: int) -> Batch: ...
-
-
-def build_sources(task: TaskSpec, data_root: Path) -> dict[str, EpisodeSource]:
-    """The train/val/test sources of a task; each split sees only its own classes."""
-    if task.dataset == "sinusoid":
-        from bench.data.sinusoid import SinusoidSource
-
-        source = SinusoidSource()
-        return {"train": source, "val": source, "test": source}
-    if task.dataset == "omniglot":
-        from bench.data.omniglot import finn_sources, vinyals_sources
-
-        return (finn_sources if task.split == "finn" else vinyals_sources)(data_root, task.image_size)
-    if task.dataset == "miniimagenet":
-        from bench.data.miniimagenet import ravi_sources
-
-        return ravi_sources(data_root, task.image_size)
-    if task.dataset == "ptb":
-        from bench.data.ptb import ptb_sources
-
-        return ptb_sources(data_root, task.vocabulary, task.sequence_length)
-    raise UserError(f"task '{task.name}' uses dataset '{task.dataset}', which this version cannot load")
 
 
 def eval_episodes(source: EpisodeSource, task: TaskSpec, split: str, n: int, seed: int) -> list[Episode]:

@@ -26,7 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from bench.data.classification import ClassificationSource
-from bench.data.storage import cache_dir, read_cache, write_cache
+from bench.data.storage import Verification, cache_dir, read_cache, write_cache
 from bench.errors import DataError, first_line
 
 SPLITS = {"train": "train", "val": "validation", "test": "test"}  # our name -> learn2learn's
@@ -202,6 +202,23 @@ def load_split(root: Path, split: str, size: int = IMAGE_SIZE, progress: bool = 
     if tuple(result.images.shape[2:]) != (size, size, 3):
         raise DataError(f"mini-ImageNet {split}: images are {tuple(result.images.shape[2:])}, expected ({size}, {size}, 3)")
     return result
+
+
+def sources(task, root: Path) -> dict[str, ClassificationSource]:
+    return ravi_sources(root, task.image_size)
+
+
+def verify(root: Path) -> Verification:
+    """Notes what is there (no digests of the images are published, so none are checked); the
+    data is optional until a mini-ImageNet task runs, which names anything missing."""
+    if not folder(root).is_dir():
+        return Verification()
+    found = [split for split in SPLITS if (folder(root) / PICKLE_NAME.format(SPLITS[split])).is_file()
+             or (split_csv(root, split) and (folder(root) / "images").is_dir())]
+    if not found:
+        return Verification(notes=[f"mini-ImageNet under {folder(root)}: no images"])
+    return Verification(notes=[f"mini-ImageNet under {folder(root)}: images of the {', '.join(found)} split"
+                               f"{'s' if len(found) > 1 else ''}, not checked (no digests are published)"])
 
 
 def ravi_sources(root: Path, size: int) -> dict[str, ClassificationSource]:

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from bench.data.classification import ClassificationSource, RandomRotationSource
-from bench.data.storage import cache_dir, fetch_url, read_cache, read_or_fetch, write_cache
+from bench.data.storage import Verification, cache_dir, fetch_url, read_cache, read_or_fetch, write_cache
 from bench.errors import DataError, UserError
 from bench.files import atomic_write_bytes
 
@@ -201,18 +201,6 @@ def load_split(root: Path, split: str, download: bool = True) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-@dataclass
-class Verification:
-    checked: int
-    missing: list[str]
-    corrupt: list[str]
-    notes: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.corrupt)
-
-
 def verify(root: Path) -> Verification:
     """Checks the Omniglot images and the Vinyals split files against their checksums.
 
@@ -223,7 +211,7 @@ def verify(root: Path) -> Verification:
     missing, corrupt, notes = [], [], []
     source = _Source(root)
     if not source.kind:
-        return Verification(0, [str(base / name) for name in SETS], [], [_missing_message(root)])
+        return Verification("", [str(base / name) for name in SETS], [], [_missing_message(root)])
     missing += [str(base / name) for name in SETS if name not in source.kind]
     files = dict(source.files()) if source.complete else {}
     listed = base / "MANIFEST.sha256"
@@ -254,7 +242,7 @@ def verify(root: Path) -> Verification:
             missing.append(str(path))
         elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
             corrupt.append(str(path))
-    return Verification(len(files), missing, corrupt, notes)
+    return Verification(f"{len(files)} Omniglot images and the Vinyals split files", missing, corrupt, notes)
 
 
 def omniglot_split(omniglot, class_lines: list[str]) -> ClassificationSource:
@@ -301,6 +289,11 @@ def finn_split(characters: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
     random.Random(1).shuffle(order)
     train, val = FINN_SIZES["train"], FINN_SIZES["train"] + FINN_SIZES["val"]
     return {"train": order[:train], "val": order[train:val], "test": order[val:]}
+
+
+def sources(task, root: Path) -> dict[str, ClassificationSource]:
+    """The sources of ``task``'s split: the Vinyals split, or the MAML code's (``finn``)."""
+    return (finn_sources if task.split == "finn" else vinyals_sources)(root, task.image_size)
 
 
 def finn_sources(root: Path, size: int) -> dict[str, RandomRotationSource]:

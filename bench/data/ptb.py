@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-from bench.data.classification import IndexDataset, l2l
 from bench.data.episodes import Episode, PyRandomStream, fingerprint
-from bench.data.storage import read_or_fetch
+from bench.data.sampler import ClassSampler
+from bench.data.storage import Verification, read_or_fetch
 from bench.errors import DataError, UserError
 from bench.interface.method import Batch
 
@@ -63,16 +63,16 @@ def read_split_files(folder: Path = SPLIT_FILES) -> dict[str, list[str]]:
     return {split: (folder / f"{split}.txt").read_text().split() for split in FILES}
 
 
-def verify(root: Path) -> tuple[list[str], list[str]]:
-    """(missing, corrupt) files of the Penn Treebank under ``root``, against their digests;
-    nothing at all when the ``ptb`` folder is absent (the data is optional until a PTB task runs)."""
+def verify(root: Path) -> Verification:
+    """The Penn Treebank files under ``root`` against their digests; nothing at all when the
+    ``ptb`` folder is absent (the data is optional until a PTB task runs)."""
     folder = root / "ptb"
     if not folder.is_dir():
-        return [], []
+        return Verification()
     missing = [str(folder / name) for name in FILE_SHA256 if not (folder / name).is_file()]
     corrupt = [str(folder / name) for name, digest in FILE_SHA256.items()
                if (folder / name).is_file() and hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest]
-    return missing, corrupt
+    return Verification("the Penn Treebank files", missing, corrupt)
 
 
 def _missing_message(root: Path) -> str:
@@ -142,7 +142,8 @@ class SentenceSource:
                 holding.setdefault(w, []).append(i)
         self.words = sorted(holding)
         self.holding = holding  # word -> indices of the sentences that contain it
-        self._tasksets: dict[tuple[int, int], tuple] = {}  # (taskset, words, (word, sentence) pairs)
+        self._samplers: dict[int, tuple[ClassSampler, list[str], list[tuple[int, int]]]] = {}  # per class:
+        # (sampler, the words with that many sentences, the (word, sentence) pair of each flat index)
 
     def eligible(self, per_class: int) -> list[str]:
         return [w for w in self.words if len(self.holding[w]) >= per_class]
@@ -155,29 +156,21 @@ class SentenceSource:
             raise UserError(f"{what}: {ways} ways but only {n} words of the split occur in "
                             f"{shots + queries} or more sentences")
 
-    def _taskset(self, ways: int, per_class: int):
-        key = (ways, per_class)
-        if key not in self._tasksets:
+    def _sampler(self, per_class: int):
+        if per_class not in self._samplers:
             words = self.eligible(per_class)
             pairs = [(c, s) for c, w in enumerate(words) for s in self.holding[w]]
             labels_to_indices: dict[int, list[int]] = {}
             for flat, (c, _) in enumerate(pairs):
                 labels_to_indices.setdefault(c, []).append(flat)
-            meta = l2l.data.MetaDataset(IndexDataset(len(pairs)), labels_to_indices=labels_to_indices)
-            transforms = [l2l.data.transforms.NWays(meta, ways), l2l.data.transforms.KShots(meta, per_class)]
-            self._tasksets[key] = (l2l.data.TaskDataset(meta, task_transforms=transforms), words, pairs)
-        return self._tasksets[key]
+            self._samplers[per_class] = (ClassSampler(labels_to_indices), words, pairs)
+        return self._samplers[per_class]
 
     def sample(self, ways: int, shots: int, queries: int, stream: PyRandomStream) -> Episode:
-        taskset, words, pairs = self._taskset(ways, shots + queries)
-        with stream.active():
-            description = taskset.sample_task_description()
-        by_class: dict[int, list[int]] = {}
-        for dd in description:
-            c, s = pairs[dd.index]
-            by_class.setdefault(c, []).append(s)
-        names = tuple(words[c] for c in by_class)  # NWays' order assigns the labels 0..ways-1
-        indices = tuple(tuple(v) for v in by_class.values())
+        sampler, words, pairs = self._sampler(shots + queries)
+        drawn = sampler.draw(ways, shots + queries, stream)  # NWays' order assigns the labels 0..ways-1
+        names = tuple(words[c] for c in drawn)
+        indices = tuple(tuple(pairs[i][1] for i in flat) for flat in drawn.values())
         return Episode(fingerprint(names, indices), names, indices)
 
     def collate(self, episodes: list[Episode], ways: int, shots: int) -> Batch:
@@ -198,6 +191,10 @@ def manifest_digest(corpus: dict[str, bytes]) -> str:
     """sha256 of the ``sha256sum``-style manifest of the three files, sorted by file name."""
     names = sorted(FILES, key=FILES.get)
     return hashlib.sha256("".join(f"{hashlib.sha256(corpus[s]).hexdigest()}  {FILES[s]}\n" for s in names).encode()).hexdigest()
+
+
+def sources(task, root: Path) -> dict[str, SentenceSource]:
+    return ptb_sources(root, task.vocabulary, task.sequence_length)
 
 
 def ptb_sources(root: Path, vocabulary_size: int, length: int) -> dict[str, SentenceSource]:

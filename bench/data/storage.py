@@ -4,12 +4,33 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from bench.errors import DataError
 from bench.files import atomic_write_bytes
+
+
+@dataclass
+class Verification:
+    """What ``data verify`` found for one dataset.
+
+    Attributes:
+        checked: what matched, for the success line ("32460 Omniglot images, ..."); empty when
+            the dataset is absent and optional (nothing is wrong until a task of it runs).
+        missing, corrupt: paths. notes: anything else worth a line.
+    """
+
+    checked: str = ""
+    missing: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.corrupt)
 
 
 def resolve_root(data_root: str | os.PathLike | None) -> Path:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from bench.data.episodes import EpisodeSource, build_sources, derive_seed
+from bench.data.datasets import build_sources
+from bench.data.episodes import EpisodeSource, derive_seed
 from bench.engine import layout as layouts
 from bench.engine.device import pick_device
 from bench.engine.runconfig import RunConfig

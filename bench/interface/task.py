@@ -14,16 +14,17 @@ class TaskSpec:
     """One benchmark task. ``queries`` is per class for classification, per task for regression.
 
     ``protocol`` names the evaluation protocol (split, classes, episode shape, test episodes);
-    a published number is compared only with tasks of its own protocol. Text tasks (``ptb``)
-    have ``image_size`` 0, examples of ``sequence_length`` token ids, and an embedding table of
-    ``vocabulary`` rows.
+    a published number is compared only with tasks of its own protocol. ``modality`` and
+    ``data_channels`` come from the dataset's registration (``bench/data/datasets.py``), not the
+    task's YAML. Text tasks have ``image_size`` 0, examples of ``sequence_length`` token ids,
+    and an embedding table of ``vocabulary`` rows.
     """
 
     name: str
     version: int
     protocol: str
     kind: Literal["classification", "regression"]
-    dataset: Literal["omniglot", "sinusoid", "miniimagenet", "ptb"]
+    dataset: str
     split: str
     image_size: int
     ways: int
@@ -33,17 +34,17 @@ class TaskSpec:
     val_episodes: int
     sequence_length: int = 0
     vocabulary: int = 0
+    modality: Literal["image", "vector", "text"] = "image"
+    data_channels: int = 1
 
     @property
     def is_text(self) -> bool:
-        return self.dataset == "ptb"
+        return self.modality == "text"
 
     @property
     def channels(self) -> int:
-        """Input channels (features, for regression) of one example; for text, the vocabulary."""
-        if self.is_text:
-            return self.vocabulary
-        return 3 if self.dataset == "miniimagenet" else 1
+        """Input channels (features, for vectors) of one example; for text, the vocabulary."""
+        return self.vocabulary if self.is_text else self.data_channels
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ from bench.files import atomic_write_bytes
 from bench.report.collect import collect
 from bench.report.plots import copy_run_figures, plots
 from bench.report.tables import (
+    PAPER_DATA,
     accuracy_table,
     comparison_table,
     cost_table,
@@ -37,7 +38,8 @@ def build_report(results: Path, out: Path) -> Path:
     levels, selection, comparisons = time_to_level_table(c), selection_table(c), comparison_table(c)
     omniglot, omniglot_paper = omniglot_table(c, acc, paper_profiles=False), omniglot_table(c, acc, paper_profiles=True)
     figures = plots(c, acc, out) + copy_run_figures(c, out)
-    tables = {"omniglot": omniglot, "omniglot_paper": omniglot_paper, "accuracy": acc, "paired": paired,
+    paper = PAPER_DATA[0]  # the table files are named after its dataset: omniglot.csv, omniglot_paper.csv
+    tables = {paper: omniglot, f"{paper}_paper": omniglot_paper, "accuracy": acc, "paired": paired,
               "comparisons": comparisons, "cost": cost, "time_to_level": levels, "selection": selection,
               "incomplete": c.incomplete}
     for name, df in tables.items():

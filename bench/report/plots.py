@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench.files import atomic_write_bytes, write_figure
 from bench.report.collect import Collected
-from bench.report.tables import METHOD_ORDER, PAPER_SHAPES, label_rank, method_rank
+from bench.report.tables import METHOD_ORDER, PAPER_SHAPES, label_rank, method_rank, paper_table_runs
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
 
@@ -117,7 +117,7 @@ def copy_run_figures(c: Collected, out: Path) -> list[Path]:
 def _omniglot_figure(plt, acc: pd.DataFrame, c: Collected, out: Path) -> list[Path]:
     """The CSN paper's Omniglot table as a figure: one panel per shape, one row per method label
     in the tables' order and colours, the published number of the same protocol as a cross."""
-    shapes = c.runs[(c.runs["dataset"] == "omniglot") & (c.runs["protocol"] == "vinyals")][["task", "ways", "shots"]]
+    shapes = paper_table_runs(c.runs)[["task", "ways", "shots"]]
     tasks = {(w, s): t for t, w, s in shapes.drop_duplicates().itertuples(index=False) if (w, s) in PAPER_SHAPES}
     if not tasks:
         return []

@@ -200,6 +200,13 @@ def label_rank(label: str) -> tuple:
 
 PAPER_SHAPES = ((5, 1), (5, 5), (20, 1), (20, 5))
 """The columns of the CSN paper's Omniglot table, in its order."""
+PAPER_DATA = ("omniglot", "vinyals")
+"""The dataset and protocol of the CSN paper's Omniglot table."""
+
+
+def paper_table_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the CSN paper's table's dataset and protocol (every shape)."""
+    return runs[(runs["dataset"] == PAPER_DATA[0]) & (runs["protocol"] == PAPER_DATA[1])]
 
 
 def omniglot_table(c: Collected, acc: pd.DataFrame, paper_profiles: bool) -> pd.DataFrame:
@@ -209,8 +216,8 @@ def omniglot_table(c: Collected, acc: pd.DataFrame, paper_profiles: bool) -> pd.
     protocol and backbone, or in parentheses one of another protocol (never comparable). A cell
     whose comparison mixed commits or thread counts says so."""
     pub = published()
-    runs = c.runs[(c.runs["dataset"] == "omniglot") & (c.runs["protocol"] == "vinyals")
-                  & ((c.runs["profile"] == "paper") == paper_profiles)]
+    runs = paper_table_runs(c.runs)
+    runs = runs[(runs["profile"] == "paper") == paper_profiles]
     runs = runs[pd.Series([(w, s) in PAPER_SHAPES for w, s in zip(runs["ways"], runs["shots"])], index=runs.index, dtype=bool)]
     mixed = {(r.task, r.profile, r.tag) for r in comparison_table(c).itertuples() if not r.uniform}
     cells = acc.set_index(["task", "method"])

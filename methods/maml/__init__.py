@@ -35,7 +35,9 @@ from bench.interface.method import Batch, Method, mask_logits, task_loss
 @dataclass(frozen=True)
 class MAMLConfig:
     backbone: str = "auto"
-    """``auto``: conv4-64-stride (Omniglot), conv4-32-max (mini-ImageNet), mlp-40-40 (sinusoid), text-cnn (Penn Treebank)."""
+    """``auto``: the MAML paper's per input: conv4-64-stride for one-channel images (Omniglot),
+    conv4-32-max for colour images (mini-ImageNet: fewer filters against overfitting),
+    mlp-40-40 for vectors (sinusoid), text-cnn for sentences (Penn Treebank)."""
     inner_lr: float = 0.4
     """Step size of the inner gradient steps."""
     inner_steps: int = 1
@@ -61,7 +63,12 @@ class MAMLConfig:
             raise UserError(f"method.inner_lr must be positive, got {self.inner_lr:g}")
 
 
-AUTO_BACKBONE = {"omniglot": "conv4-64-stride", "miniimagenet": "conv4-32-max", "sinusoid": "mlp-40-40", "ptb": "text-cnn"}
+
+
+def auto_backbone(task) -> str:
+    if task.modality != "image":
+        return {"vector": "mlp-40-40", "text": "text-cnn"}[task.modality]
+    return "conv4-64-stride" if task.channels == 1 else "conv4-32-max"
 
 
 class MAML(Method):
@@ -77,7 +84,7 @@ class MAML(Method):
             raise UserError(
                 "method.batch_norm=running updates statistics in place, which torch.func cannot do: use impl reference"
             )
-        self.backbone = backbone = AUTO_BACKBONE[task.dataset] if config.backbone == "auto" else config.backbone
+        self.backbone = backbone = auto_backbone(task) if config.backbone == "auto" else config.backbone
         body, dim = build_backbone(backbone, task, config.batch_norm)
         self.net = nn.Sequential(body, nn.Linear(dim, ways if task.kind == "classification" else 1))
         self.impl_used = config.impl if config.impl != "auto" else None
