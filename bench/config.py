@@ -258,7 +258,7 @@ def _default_text(field: dataclasses.Field) -> str:
 
 def describe(cls: type, prefix: str = "") -> list[KeyDoc]:
     """Every key of dataclass ``cls`` (nested dataclasses flattened to dotted keys) with its
-    type, default and field docstring: the source of ``cli.py list --keys`` and the README."""
+    type, default and field docstring: the source of ``cli.py list --keys`` and docs/usage.md."""
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     rows: list[KeyDoc] = []

@@ -102,17 +102,6 @@ def test_every_config_key_is_documented(method):
     assert not undocumented, f"add a docstring under these fields: {undocumented}"
 
 
-def test_readme_config_tables_are_the_generated_ones():
-    from pathlib import Path
-
-    from cli import README_KEYS_END, README_KEYS_START, config_reference
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    assert README_KEYS_START in readme and README_KEYS_END in readme
-    documented = readme.split(README_KEYS_START, 1)[1].split(README_KEYS_END, 1)[0]
-    assert documented == config_reference(), "the README's config tables drifted: run python scripts/readme.py"
-
-
 @pytest.mark.parametrize(
     "args,code,pattern",
     [

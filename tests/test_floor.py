@@ -90,19 +90,6 @@ def test_the_speed_tables_set_each_harness_figure_against_the_floor_and_the_figu
     assert outside == "| protonet, paper | 3.5 -> 3.5 | 3.2 -> 3.2 (100) | 41.5 -> 41.5 | 0.04 -> 0.04 |"
 
 
-def test_the_readme_speed_tables_are_the_generated_ones():
-    from pathlib import Path
-
-    from bench.report.speed import END, START, speed_markdown
-
-    repo = Path(__file__).resolve().parent.parent
-    readme = (repo / "README.md").read_text()
-    assert START in readme and END in readme
-    documented = readme.split(START, 1)[1].split(END, 1)[0]
-    assert documented.strip() == speed_markdown(repo / "results" / "reference" / "speed").strip(), \
-        "README speed tables are stale: run python scripts/readme.py"
-
-
 def test_the_bench_table_compares_each_variant_with_the_first():
     from bench.report.speed import bench_table
 

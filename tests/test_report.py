@@ -277,17 +277,6 @@ def test_a_diverged_candidate_is_complete_but_never_selected(tmp_path):
     assert list(c.runs["value"]) == [0.45]
 
 
-def test_the_readme_headline_is_the_committed_report():
-    """The README's tables are generated from the reference report's CSV files, never copied."""
-    from bench.report.headline import END, START, headline_markdown
-
-    readme = (REPO / "README.md").read_text()
-    assert START in readme and END in readme
-    shown = readme.split(START, 1)[1].split(END, 1)[0]
-    assert shown == headline_markdown(REPO / "results" / "reference"), "README headline is stale: run python scripts/readme.py"
-    assert "98.42, protocol not retrieved" in shown  # CSN's published number, never like for like
-
-
 def test_every_figure_gives_a_method_one_colour_and_the_built_in_four_their_own():
     from bench.report.plots import method_color
 

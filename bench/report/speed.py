@@ -1,4 +1,4 @@
-"""The README's CPU speed tables, built from the ``cli.py floor`` records kept in
+"""The CPU speed tables of results/reference/README.md, built from the ``cli.py floor`` records kept in
 ``results/reference/speed/`` (no torch): the harness's iteration before and after, beside the
 floor of the same network, and the time outside the step."""
 
