@@ -4,6 +4,7 @@ append-only JSONL under a lock."""
 from __future__ import annotations
 
 import fcntl
+import gzip
 import json
 import os
 import tempfile
@@ -40,7 +41,23 @@ def read_json(path: Path) -> Any:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The rows of ``path``, or of its gzipped twin ``path.gz`` where only that exists."""
+    path = Path(path)
+    if not path.exists() and gzipped(path).is_file():
+        text = gzip.decompress(gzipped(path).read_bytes()).decode()
+    else:
+        text = path.read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def gzipped(path: Path) -> Path:
+    return path.with_name(path.name + ".gz")
+
+
+def gzip_file(path: Path) -> None:
+    """Replaces ``path`` by ``path.gz`` (no time stamp inside, so equal files give equal bytes)."""
+    atomic_write_bytes(gzipped(path), gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0))
+    Path(path).unlink()
 
 
 def append_jsonl(path: Path, row: dict) -> None:

@@ -296,3 +296,36 @@ def test_time_budget_comparisons_and_paper_runs_get_validation_panels(tmp_path):
     build_report(tmp_path, tmp_path / "report")
     assert (tmp_path / "report" / "comparison_curves.png").stat().st_size > 0
     assert "5 CPU-s" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_a_compacted_run_reports_as_before_and_keeps_its_ends_of_the_training_curve(tmp_path):
+    from bench.errors import UserError
+    from bench.results.runfolder import RunFolder
+
+    folder = fake_run(tmp_path / "results", "protonet", 0, [0.5, 1.0, 0.75])
+    folder.write_curves([{"iteration": i, "loss": 1 / i, "accuracy": 0.5, "seconds": 0.1} for i in range(1, 2002)],
+                        folder.val_rows())
+    before = folder.result()
+    folder.lock()
+    with pytest.raises(UserError, match="only those are compacted"):
+        RunFolder(folder.path).compact()  # another process holds it
+    folder.unlock()
+    folder.compact(train_points=500)
+    after = RunFolder(folder.path).result()
+    assert (after.summary, after.config, after.test_rows, after.val_rows) == \
+        (before.summary, before.config, before.test_rows, before.val_rows)
+    curve = [r["iteration"] for r in folder.train_rows(10**9)]
+    assert curve[0] == 1 and curve[-1] == 2001 and 250 <= len(curve) <= 501 and curve == sorted(curve)
+    assert not list(folder.path.glob("*.jsonl")) and not (folder.path / ".lock").exists()
+    interrupted = fake_run(tmp_path / "results", "protonet", 1, [0.5], complete=False)
+    with pytest.raises(UserError, match="not a complete run"):
+        interrupted.compact()
+
+
+def test_the_committed_reference_is_small_and_holds_no_lock_files():
+    repo = Path(__file__).resolve().parent.parent
+    listed = subprocess.run(["git", "ls-files", "results/reference"], capture_output=True, text=True, check=True, cwd=repo)
+    tracked = [repo / p for p in listed.stdout.split() if (repo / p).exists()]  # not those deleted since the last commit
+    assert tracked and not [p for p in tracked if p.name == ".lock" or p.suffix == ".pt"]
+    size = sum(p.stat().st_size for p in tracked)
+    assert size < 20 * 2**20, f"results/reference holds {size / 2**20:.1f} MiB: compact new runs (scripts/compact_reference.py)"

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError, first_line
-from bench.files import append_jsonl, atomic_write_bytes, read_json, read_jsonl, write_json, write_jsonl
+from bench.files import (append_jsonl, atomic_write_bytes, gzip_file, gzipped, read_json, read_jsonl, write_json,
+                         write_jsonl)
 
 RUNS = "runs"
 INDEX = "index.jsonl"
@@ -257,10 +258,10 @@ class RunFolder:
 
     def train_rows(self, up_to: int) -> list[dict]:
         """Training rows of iterations 1..``up_to`` (a resumed run drops what came after its state)."""
-        return read_jsonl(self.path / TRAIN)[:up_to] if (self.path / TRAIN).exists() else []
+        return read_jsonl(self.path / TRAIN)[:up_to] if self._has(TRAIN) else []
 
     def val_rows(self, up_to: int | None = None) -> list[dict]:
-        rows = read_jsonl(self.path / VAL) if (self.path / VAL).exists() else []
+        rows = read_jsonl(self.path / VAL) if self._has(VAL) else []
         return [r for r in rows if up_to is None or r["iteration"] <= up_to]
 
     def load_state(self, method: str) -> dict:
@@ -301,6 +302,29 @@ class RunFolder:
         except (OSError, ValueError):
             return {}
         return environment if isinstance(environment, dict) else {}
+
+    def _has(self, name: str) -> bool:
+        return (self.path / name).exists() or gzipped(self.path / name).is_file()
+
+    def compact(self, train_points: int = 500) -> None:
+        """Shrinks a complete run for committing: the training curve thinned to about
+        ``train_points`` rows (the first and the last kept), every JSONL file gzipped (read back
+        as before), no lock file. What the report reads (summary, config, environment, every
+        test episode, the validation curve) is kept whole.
+
+        Raises:
+            UserError: the run is not complete or is in use.
+        """
+        if not self.is_complete() or self.in_use():
+            raise UserError(f"{self.path} is not a complete run at rest: only those are compacted")
+        if (self.path / TRAIN).exists():
+            rows = read_jsonl(self.path / TRAIN)
+            step = max(1, -(-len(rows) // train_points))
+            write_jsonl(self.path / TRAIN, [r for i, r in enumerate(rows) if i % step == 0 or i == len(rows) - 1])
+        for name in (TRAIN, VAL, TEST):
+            if (self.path / name).exists():
+                gzip_file(self.path / name)
+        (self.path / LOCK).unlink(missing_ok=True)
 
     def _status(self) -> str | None:
         try:
