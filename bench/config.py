@@ -276,3 +276,9 @@ def keys_markdown(rows: list[KeyDoc]) -> str:
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     lines += [f"| `{r.key}` | {cell(r.type)} | {cell(r.default)} | {cell(r.doc)} |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def keys_text(rows: list[KeyDoc]) -> str:
+    """The rows for a terminal: each key with its type and default, its meaning beneath."""
+    width = max(len(r.key) for r in rows)
+    return "".join(f"{r.key:{width}s}  {r.type} = {r.default}\n{'':{width}s}  {r.doc}\n" for r in rows)

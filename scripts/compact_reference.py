@@ -8,7 +8,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.results.runfolder import RunFolder, run_folders  # noqa: E402
+from bench.results.runfolder import run_folders  # noqa: E402
 
 results = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "results" / "reference"
 before = sum(p.stat().st_size for p in results.rglob("*") if p.is_file())

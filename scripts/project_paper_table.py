@@ -15,7 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cli import resolve_config  # noqa: E402
+from bench.engine.runconfig import resolve  # noqa: E402
+from methods import METHODS  # noqa: E402
 
 TASKS = ("omniglot-5w1s", "omniglot-5w5s", "omniglot-20w1s", "omniglot-20w5s")
 
@@ -36,7 +37,7 @@ def main(paths: list[str]) -> None:
     print(f"{'method':10s} {'s/iter':>8s} {'iterations (4 tasks x 3 seeds)':>32s} {'hours, one at a time':>21s} "
           f"{'gain (jobs)':>12s} {'hours, concurrent':>18s}")
     for method, seconds in sorted(per_iteration.items()):
-        iterations = 3 * sum(resolve_config(method, task, 0, "paper", None, (), None).settings.train.iterations for task in TASKS)
+        iterations = 3 * sum(resolve(METHODS.get(method), task, "paper", None, {"seed": 0}).settings.train.iterations for task in TASKS)
         levels = gain.get(method, {1: 1.0})
         best = max(levels, key=lambda n: levels[n])
         factor = levels[best] / levels.get(1, levels[best])

@@ -72,6 +72,15 @@ def test_eval_on_a_compatible_task_writes_a_separate_record(protonet_run, data_r
     assert before == {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
 
 
+def test_eval_tests_as_many_episodes_as_the_run_was_tested_on(protonet_run, data_root):
+    run_dir = the_run(protonet_run)
+    result = invoke("eval", run_dir, "--data-root", data_root)
+    assert result.exit_code == 0, result.output
+    tested = json.loads((run_dir / "summary.json").read_text())["episodes"]
+    records = [json.loads(p.read_text()) for p in (run_dir / "evals").glob("*.json")]
+    assert tested == 8 and [r["episodes"] for r in records if r["task"] == "omniglot-5w1s"] == [tested]  # smoke: eval.episodes 8
+
+
 def test_list_names_everything():
     result = invoke("list")
     assert result.exit_code == 0
@@ -195,7 +204,7 @@ def test_plot_shifts_writes_the_three_kinds_of_figure_and_report_copies_them(tmp
 
 def test_plot_shifts_refuses_other_runs(tmp_path):
     run_dir = fake_run(tmp_path, "protonet", 0, [1.0], checkpoint=True).path
-    one_line_error(invoke("plot-shifts", run_dir), 2, "needs a CSN run on a sinusoid task, not protonet on omniglot-5w1s")
+    one_line_error(invoke("plot-shifts", run_dir), 2, "draws its task (CSN on a sinusoid task), not protonet on omniglot-5w1s")
 
 
 def test_bench_times_each_variant_in_a_fresh_process(tmp_path, data_root):

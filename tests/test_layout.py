@@ -113,3 +113,8 @@ def test_only_a_datasets_own_module_dispatches_on_its_name():
             if isinstance(node, ast.Constant) and node.value in owners and owners[node.value] != path:
                 offenders.append(f"{path.relative_to(REPO)}:{node.lineno} '{node.value}'")
     assert not offenders, offenders
+
+
+def test_scripts_use_the_harness_never_the_command_line_module():
+    offenders = [p.name for p in (REPO / "scripts").glob("*.py") if "cli" in imported_modules(p)]
+    assert not offenders, f"{offenders} import cli.py: scripts import bench (and methods), which cli.py only parses for"

@@ -65,3 +65,19 @@ for _dataset in (
 def build_sources(task: "TaskSpec", root: Path) -> dict[str, "EpisodeSource"]:
     """The train/val/test sources of ``task``, from its dataset's module."""
     return DATASETS.get(task.dataset).sources(task, root)
+
+
+def verify_all(root: Path) -> "Verification":
+    """Every on-disk dataset's check, in one: what matched, every missing and corrupt path, the notes."""
+    from bench.data.storage import Verification
+
+    total = Verification()
+    for name in DATASETS:
+        dataset = DATASETS.get(name)
+        if dataset.on_disk:
+            found = dataset.verify(root)
+            total.checked = "; ".join(c for c in (total.checked, found.checked) if c)
+            total.missing += found.missing
+            total.corrupt += found.corrupt
+            total.notes += found.notes
+    return total

@@ -21,6 +21,15 @@ def pick_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+def visible_gpus(device: str | None) -> list[str]:
+    """The GPUs a parallel sweep shares out (none when runs are on the CPU)."""
+    if device == "cpu":
+        return []
+    count = torch.cuda.device_count()
+    listed = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return listed[:count] if listed else [str(i) for i in range(count)]
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """Runs the block with ``threads`` CPU threads (None: as it is), then restores the count: the

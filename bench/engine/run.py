@@ -77,6 +77,27 @@ class Signals:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def late_signals_ignored(until_exit: bool) -> Iterator[None]:
+    """The run handles SIGINT and SIGTERM while it runs; one that comes after its summary is
+    written (while the result line is printed, or while the interpreter shuts down) finds the
+    run complete: it changes nothing, and the command still exits 0 rather than dying with a
+    half-printed line or click's "Aborted!". ``until_exit``: the process ends with the command
+    (the CLI as the program), so the signals stay ignored until it exits; in-process callers,
+    such as tests, get their handlers back."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = {sig: signal.signal(sig, lambda signum, frame: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            # SIG_IGN, unlike a Python handler, survives the interpreter's shutdown, which puts
+            # Python handlers back to the default (a kill) before the process ends.
+            signal.signal(sig, signal.SIG_IGN if until_exit else handler)
+
+
 def run(
     config: RunConfig, data_root: Path, out: Path, progress: bool = True, resume: RunFolder | None = None,
     tensorboard: bool = False,
@@ -255,10 +276,9 @@ class RunSession:
 
     def test(self) -> None:
         self.enter("testing")
-        setup, settings = self.setup, self.config.settings
+        setup = self.setup
         load_weights(setup.method, self.folder.load_best(self.config.method), self.folder)
-        self.test_rows, self.test_seconds = evaluate_test_split(
-            setup, settings.eval.episodes or setup.task.test_episodes, self.trainer.steps.evaluate)
+        self.test_rows, self.test_seconds = evaluate_test_split(setup, self.config.test_episodes(), self.trainer.steps.evaluate)
         self.cost = model_cost(setup.method, first_test_episode(setup))
 
     def finish(self) -> None:

@@ -112,6 +112,14 @@ class RunConfig:
         t, task = self.settings.train, self.task_spec
         return (t.ways or task.ways, t.shots or task.shots, t.queries or task.queries)
 
+    def val_episodes(self) -> int:
+        """Validation episodes: ``train.val_episodes``, 0 meaning the task's."""
+        return self.settings.train.val_episodes or self.task_spec.val_episodes
+
+    def test_episodes(self, task: TaskSpec | None = None) -> int:
+        """Test episodes on ``task`` (default: the run's own): ``eval.episodes``, 0 meaning the task's."""
+        return self.settings.eval.episodes or (task or self.task_spec).test_episodes
+
     def to_dict(self) -> dict:
         return {
             "method": self.method,

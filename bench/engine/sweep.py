@@ -250,3 +250,21 @@ def ray_sweep(configs: list[RunConfig], out: Path, data_root: Path, address: str
     finally:
         ray.shutdown()
 
+
+
+def run_grid(configs: list[RunConfig], out: Path, data_root: Path, executor: str, jobs: int, threads_per_run: int | None,
+             runs_per_gpu: int, address: str | None, retries: int, device: str | None) -> Iterator[Outcome]:
+    """The grid's outcomes from the executor asked for: Ray tasks, ``jobs`` child processes, or
+    one run after another in this process. On CPU each run gets ``threads_per_run`` threads
+    (default: the cores shared out among the jobs)."""
+    from bench.engine.device import torch_threads, visible_gpus
+    from bench.engine.run import run as run_one
+
+    threads = threads_per_run or max(1, (os.cpu_count() or 1) // jobs)
+    if executor == "ray":
+        yield from ray_sweep(configs, out, data_root, address, threads, runs_per_gpu, retries)
+    elif jobs > 1:
+        yield from parallel_sweep(configs, out, data_root, jobs, threads, visible_gpus(device), runs_per_gpu)
+    else:
+        with torch_threads(threads_per_run):  # the runs happen in this process, as the outcomes are drawn
+            yield from sweep(configs, lambda c, resume: run_one(c, data_root, out, resume=resume), out)

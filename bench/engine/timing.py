@@ -5,6 +5,7 @@ Each variant runs in a fresh process, so its peak memory is its own.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import statistics
@@ -100,3 +101,36 @@ def summarise(runs: list[dict]) -> dict:
         "peak_memory_bytes": max(r["peak_memory_bytes"] for r in runs),
         "training_memory_bytes": max(r["training_memory_bytes"] for r in runs),
     }
+
+
+def bench_variants(variants: list[tuple[str, RunConfig, int]], data_root: Path, iterations: int, warmup: int,
+                   repeat: int, echo) -> dict:
+    """Times every (label, config, copies at once) variant ``repeat`` times, alternating their
+    order by round so that a machine that slows down or speeds up favours none; the record
+    ``bench`` writes: each variant's median and rounds, with the code, torch, threads and load."""
+    import torch
+
+    from bench.engine.provenance import CODE_STATE
+
+    runs: dict[str, list[dict]] = {label: [] for label, _, _ in variants}
+    load_start = os.getloadavg()[0]
+    for round_ in range(repeat):
+        for label, config, jobs in variants if round_ % 2 == 0 else reversed(variants):
+            echo(f"timing {label} (round {round_ + 1} of {repeat}) ...")
+            runs[label].append(time_in_fresh_process(config, data_root, iterations, warmup, jobs))
+    rows = [{"variant": label, "config": config.to_dict(), **summarise(runs[label])} for label, config, _ in variants]
+    return {"iterations": iterations, "warmup": warmup, "repeat": repeat, **CODE_STATE, "torch": torch.__version__,
+            "threads": rows[0]["torch_threads"], "load_average": {"start": load_start, "end": os.getloadavg()[0]},
+            "rows": rows}
+
+
+def variant_grid(values: dict[str, list], jobs_levels: list[int]) -> list[tuple[str, list[str], int]]:
+    """Every combination of the values compared (``None``: the key is left as configured) and of
+    the copies run at once: (label, ``--set`` assignments, copies)."""
+    variants = []
+    for combination in itertools.product(*values.values()):
+        extra = [f"{key}={value}" for key, value in zip(values, combination) if value is not None]
+        for jobs in jobs_levels:
+            label = ", ".join(extra + ([f"jobs={jobs}"] if len(jobs_levels) > 1 or jobs > 1 else [])) or "default"
+            variants.append((label, extra, jobs))
+    return variants

@@ -36,8 +36,7 @@ class Trainer:
         self.stream = PyRandomStream(derive_seed("train", config.task, config.settings.seed))
         self.iteration = 0
         self.ways, self.shots, self.queries = config.train_shape()
-        val_n = train.val_episodes or self.task.val_episodes
-        self.val_episodes = eval_episodes(sources["val"], self.task, "val", val_n, config.settings.eval.seed)
+        self.val_episodes = eval_episodes(sources["val"], self.task, "val", config.val_episodes(), config.settings.eval.seed)
         self.steps = capture.eager(method)
 
     def capture(self) -> None:

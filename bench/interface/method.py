@@ -92,6 +92,7 @@ class Method(nn.Module):
 
     name: ClassVar[str]  # set by the registry
     kinds: ClassVar[frozenset[str]]
+    draws: ClassVar[frozenset[str]] = frozenset()  # the task kinds it has ``pictures`` of
     Config: ClassVar[type]
     profiles: ClassVar[Path]
 
@@ -125,6 +126,12 @@ class Method(nn.Module):
         """Why the training step (or, with ``training=False``, the evaluation forward) cannot be
         compiled and replayed (``train.compile``), or None where it can."""
         return None
+
+    def pictures(self, batch: Batch, label: str) -> dict[str, Any]:
+        """Figures (matplotlib, in memory, by file stem) of what the trained method does on the
+        one episode of ``batch`` (``label`` names it), for ``plot-shifts``, which writes them:
+        called for the task kinds in ``draws`` only (methods never write files)."""
+        return {}
 
     def info(self) -> dict:
         """Facts decided while running (e.g. the implementation chosen), recorded with results."""

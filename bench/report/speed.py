@@ -16,7 +16,8 @@ def load(folder: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
 
-def _commit(record: dict) -> str:
+def short_commit(record: dict) -> str:
+    """The first 7 digits of a record's commit, `+` for uncommitted changes."""
     return (record.get("git_commit") or "unknown")[:7] + ("+" if record.get("git_dirty") else "")
 
 
@@ -94,7 +95,7 @@ def provenance(records: dict[str, dict]) -> str:
     for name, rec in records.items():
         load = rec["load_average"]
         lines.append(
-            f"- `{name}`: commit {_commit(rec)}, {rec['device']}, {rec['threads']} threads, torch {rec['torch']}, "
+            f"- `{name}`: commit {short_commit(rec)}, {rec['device']}, {rec['threads']} threads, torch {rec['torch']}, "
             f"GEMM {rec['gemm_gflops']:.0f} GFLOP/s, {rec['iterations']} iterations after {rec['warmup']} warm-up, "
             f"median of {rec['repeat']} rounds, load average {load['start']:.2f} at the start and {load['max']:.2f} at most"
         )
@@ -112,7 +113,7 @@ def bench_table(records: dict[str, dict]) -> str:
             lines.append(
                 f"| `{name}` | {r['config']['method']}, {r['config']['profile']} | {r['variant']} "
                 f"| {r['seconds_per_iteration']:.3f} ({rounds}) | {first / r['seconds_per_iteration']:.2f}x "
-                f"| {_commit(rec)}, {rec['threads']}, {rec['torch']} |"
+                f"| {short_commit(rec)}, {rec['threads']}, {rec['torch']} |"
             )
     return "\n".join(lines)
 

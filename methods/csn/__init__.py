@@ -229,6 +229,7 @@ class CSN(Method):
     """Conditionally shifted neurons: a task memory of per-neuron shifts read by attention."""
 
     kinds = frozenset({"classification", "regression"})
+    draws = frozenset({"regression"})
     Config = CSNConfig
     profiles = Path(__file__).with_name("profiles.yaml")
 
@@ -370,6 +371,12 @@ class CSN(Method):
             out = out + read(values["out"])
         out = out.view(t, q, -1)
         return mask_logits(out, batch.ways) if self.task.kind == "classification" else out
+
+    def pictures(self, batch: Batch, label: str) -> dict:
+        """The seed README's shift pictures (sinusoid tasks)."""
+        from methods.csn.plots import shift_figures
+
+        return shift_figures(self, batch, label)
 
     def unadapted(self, batch: Batch) -> torch.Tensor:
         t, q = batch.query_x.shape[:2]

@@ -1,5 +1,5 @@
-"""``cli.py plot-shifts``: the seed's pictures of a trained CSN on one sinusoid task, drawn into
-the run folder's ``plots/`` (``report`` copies them from there).
+"""The seed's pictures of a trained CSN on one sinusoid task (``cli.py plot-shifts`` writes them
+into the run folder's ``plots/``, where ``report`` finds them).
 
 (1) ground truth, support points, prediction before and after shifting, on x in [-5, 5)
 step 0.2; (2) the network on every point with the single shift read for one query
@@ -8,26 +8,19 @@ step 0.2; (2) the network on every point with the single shift read for one quer
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from bench.data.episodes import PyRandomStream, derive_seed
-from bench.data.sinusoid import SinusoidSource
-from bench.engine.runconfig import RunConfig
-from bench.errors import UserError
-from bench.files import write_figure
-from bench.interface.method import Batch, Method
+from bench.interface.method import Batch
 
 READ_POINTS = (-3.0, 0.0, 3.0)
 
 
-def shift_curves(method, task_seed: int, shots: int) -> dict:
-    """Curves of one task: x grid, truth, support, before/after shifting, one curve per read point."""
-    episode = SinusoidSource().sample(0, shots, 1, PyRandomStream(derive_seed("plot-shifts", task_seed)))
-    amp, phase, xs = episode.payload
+def shift_curves(method, episode: Batch) -> dict:
+    """Curves of one sinusoid task (its support points, ``amplitude`` and ``phase``): x grid,
+    truth, support, before/after shifting, one curve per read point."""
+    amp, phase = float(episode.extras["amplitude"][0]), float(episode.extras["phase"][0])
     grid = torch.arange(-5.0, 5.0, 0.2)
-    support_x = torch.tensor(xs[:shots]).view(1, shots, 1)
+    support_x = episode.support_x[:1].float().cpu()
     truth = amp * torch.sin(grid - phase)
     batch = Batch(support_x, amp * torch.sin(support_x - phase), grid.view(1, -1, 1), truth.view(1, -1, 1), 0)
     method.eval()
@@ -63,22 +56,16 @@ def _base(ax, c: dict, before: bool = True) -> None:
     ax.plot(c["x"], c["after"], color="tab:red", lw=2, label="after shift (each point its own read)")
 
 
-def check_run(config: RunConfig) -> None:
-    """Shift pictures exist for CSN runs on sinusoid tasks only."""
-    if config.method != "csn" or config.task_spec.kind != "regression":
-        raise UserError(f"plot-shifts needs a CSN run on a sinusoid task, not {config.method} on {config.task}")
-
-
-def write_shift_plots(method: Method, shots: int, out: Path, task_seed: int) -> list[Path]:
-    """Draws a trained CSN's shifts on sinusoid task ``task_seed`` as PNGs into ``out``."""
-    c = shift_curves(method, task_seed, shots)
-    label = f"A = {c['amplitude']:.2f}, phase = {c['phase']:.2f}, task seed {task_seed}"
-    paths = []
+def shift_figures(method, episode: Batch, name: str) -> dict:
+    """A trained CSN's shifts on one sinusoid task (``name`` says which): the figures by file stem."""
+    c = shift_curves(method, episode)
+    label = f"A = {c['amplitude']:.2f}, phase = {c['phase']:.2f}, {name}"
+    figures = {}
 
     fig, ax = _axes(f"CSN on one sinusoid task: before and after shifting\n{label}")
     _base(ax, c)
     _legend(ax)
-    paths.append(write_figure(fig, out / "shift_before_after.png"))
+    figures["shift_before_after"] = fig
 
     colours = dict(zip(READ_POINTS, ("tab:blue", "tab:green", "tab:purple")))
     for x0 in READ_POINTS:
@@ -87,7 +74,7 @@ def write_shift_plots(method: Method, shots: int, out: Path, task_seed: int) -> 
         ax.plot(c["x"], c["reads"][x0], color=colours[x0], label=f"shift read at x = {x0:g}")
         ax.axvline(x0, color=colours[x0], ls=":")
         _legend(ax)
-        paths.append(write_figure(fig, out / f"shift_read_at_{x0:+g}.png"))
+        figures[f"shift_read_at_{x0:+g}"] = fig
 
     fig, ax = _axes(f"All shifts together\n{label}")
     _base(ax, c)
@@ -95,8 +82,8 @@ def write_shift_plots(method: Method, shots: int, out: Path, task_seed: int) -> 
         ax.plot(c["x"], c["reads"][x0], color=colours[x0], lw=1, label=f"shift read at x = {x0:g}")
         ax.axvline(x0, color=colours[x0], ls=":")
     _legend(ax)
-    paths.append(write_figure(fig, out / "shifts_all.png"))
-    return paths
+    figures["shifts_all"] = fig
+    return figures
 
 
 def _legend(ax) -> None:

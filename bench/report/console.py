@@ -1,0 +1,75 @@
+"""What the commands print: a run's result line, and the tables of ``bench`` and ``demo`` (no torch)."""
+
+from __future__ import annotations
+
+from bench.report.speed import short_commit
+
+
+def summary_line(summary: dict | None, path) -> str:
+    """One run's result: test metric and interval, training and wall seconds, peak memory."""
+    if summary is None:
+        return f"no valid summary in {path}"
+    key = summary["metric"]
+    return (
+        f"{summary['method']} on {summary['task']}: test {key} {summary[key]:.4f} +- {summary[key + '_ci95']:.4f} over "
+        f"{summary['episodes']} episodes; {summary['train_seconds']:.0f} s training, {summary['wall_seconds']:.0f} s wall, "
+        f"peak memory {summary['peak_memory_bytes'] / 2**20:.0f} MiB -> {path}"
+    )
+
+
+def outcome_line(outcome) -> str:
+    """A sweep's line for one config of its grid: finished (before), ran, resumed or failed."""
+    if outcome.what == "failed":
+        c = outcome.config
+        return f"failed   {c.method} on {c.task} seed {c.settings.seed}: {outcome.error}"
+    return f"{outcome.what:9s}" + summary_line(outcome.folder.summary(), outcome.folder.path)
+
+
+def bench_table(record: dict, method: str, task: str) -> str:
+    """``bench``'s record as a table: each variant's seconds per iteration against the first's."""
+    rows, repeat = record["rows"], record["repeat"]
+    base = rows[0]["seconds_per_iteration"]
+    commit = short_commit(record)
+    rounds = f", median of {repeat} rounds" if repeat > 1 else ""
+    lines = [
+        f"{method} on {task} ({rows[0]['device']}, {record['threads']} threads, torch {record['torch']}, commit {commit}; "
+        f"{record['iterations']} iterations after {record['warmup']} warm-up{rounds})",
+        f"{'variant':44s} {'s/iter':>8s} {'episodes/s':>10s} {'all it/s':>9s} {'peak MiB':>9s} {'training MiB':>12s} "
+        f"{'estimate MiB':>12s} {'speed vs first':>14s}" + ("  s/iter per round" if repeat > 1 else ""),
+    ]
+    for r in rows:
+        each = "  " + " ".join(f"{s:.3f}" for s in r["seconds_per_iteration_runs"]) if repeat > 1 else ""
+        lines.append(
+            f"{r['variant']:44s} {r['seconds_per_iteration']:8.3f} {r['episodes_per_second']:10.1f} "
+            f"{r['iterations_per_second']:9.2f} {r['peak_memory_bytes'] / 2**20:9.0f} {r['training_memory_bytes'] / 2**20:12.0f} "
+            f"{r['estimated_training_bytes'] / 2**20:12.0f} {base / r['seconds_per_iteration']:13.2f}x{each}"
+        )
+    lines.append(
+        "s/iter: one run's (the median of the copies run at once); all it/s: iterations per second of all "
+        "copies together; peak: CUDA peak allocated on a GPU, the process's peak RSS on CPU (summed over "
+        "copies); training: the peak minus memory in use before the first step; estimate: the memory "
+        "estimate of that growth (docs/memory.md)" + ("; memory: the largest of the rounds" if repeat > 1 else "")
+    )
+    return "\n".join(lines)
+
+
+def demo_table(task: str, summaries: list[dict]) -> str:
+    lines = [f"\n{task}, demo profile (short training: not the paper numbers)",
+             f"{'method':12s} {'accuracy':>17s} {'train s':>8s} {'s/iter':>8s} {'test ms/ep':>10s} {'peak MiB':>9s}"]
+    lines += [f"{s['method']:12s} {100 * s['accuracy']:7.2f} +- {100 * s['accuracy_ci95']:5.2f} % "
+              f"{s['train_seconds']:8.1f} {s['seconds_per_iteration']:8.3f} {s['test_ms_per_episode']:10.2f} "
+              f"{s['peak_memory_bytes'] / 2**20:9.0f}" for s in summaries]
+    return "\n".join(lines)
+
+
+def listing(methods: list[tuple[str, frozenset, str, list[str]]], tasks: list, backbones: list[str]) -> str:
+    """``list``: each method (name, task kinds, first docstring line, profiles), task and backbone."""
+    lines = ["methods:"]
+    for name, kinds, doc, profiles in methods:
+        lines += [f"  {name:12s} {', '.join(sorted(kinds))}  {doc}", f"  {'':12s} profiles: {', '.join(profiles)}"]
+    lines.append("tasks:")
+    for t in tasks:
+        shape = f"{t.ways}-way {t.shots}-shot" if t.kind == "classification" else f"{t.shots}-shot regression"
+        lines.append(f"  {t.name:16s} {shape}, {t.queries} queries, {t.test_episodes} test episodes (v{t.version})")
+    lines.append(f"backbones: {', '.join(backbones)}")
+    return "\n".join(lines)
