@@ -118,3 +118,12 @@ def test_only_a_datasets_own_module_dispatches_on_its_name():
 def test_scripts_use_the_harness_never_the_command_line_module():
     offenders = [p.name for p in (REPO / "scripts").glob("*.py") if "cli" in imported_modules(p)]
     assert not offenders, f"{offenders} import cli.py: scripts import bench (and methods), which cli.py only parses for"
+
+
+def test_methods_build_on_the_interface_alone():
+    """A method sees its task and batches through the interface; data, results, the engine and file
+    writing are the harness's (so a method never reads data or writes files on its own)."""
+    allowed = {"interface", "shared"}
+    offenders = [f"{p.relative_to(REPO)}: {name}" for p in (REPO / "methods").rglob("*.py") for name in imported_modules(p)
+                 if name.startswith("bench.") and (layer(name) not in allowed or name == "bench.files")]
+    assert not offenders, offenders
