@@ -103,6 +103,15 @@ def test_a_comparison_is_uniform_only_with_one_known_commit_and_thread_count(tmp
     assert not rows.loc["threads", "uniform"] and rows.loc["threads", "threads"] == "1, 2"
     assert rows.loc["dirty", "commits"] == "aaaaaaa+dirty" and rows.loc["dirty", "uniform"]
     assert not rows.loc["unknown", "uniform"] and rows.loc["unknown", "commits"] == "unknown"
+    assert rows.loc["", "load"] == "" and rows.loc["unknown", "load"] == ""  # none recorded
+
+
+def test_a_comparison_states_the_load_its_runs_started_in(tmp_path):
+    fake_run(tmp_path, "protonet", 0, [1.0], environment={"load_average": [0.5, 1.0, 1.0]})
+    fake_run(tmp_path, "maml", 0, [1.0], environment={"load_average": [3.25, 2.0, 2.0]})
+    fake_run(tmp_path, "csn", 0, [1.0], environment={"device": "cpu"})
+    (row,) = comparison_table(collect(tmp_path)).itertuples()
+    assert row.load == "0.5-3.2 (1 of 3 runs unrecorded)"
 
 
 def test_the_omniglot_table_has_a_column_per_shape_and_the_published_numbers_beside(tmp_path):

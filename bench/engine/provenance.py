@@ -65,4 +65,6 @@ def environment(device: torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "malloc_keeps_freed_memory": MALLOC_STATE["keeps_freed_memory"],
+        # what else the machine was doing as the run started (1, 5 and 15-minute load averages)
+        "load_average": list(os.getloadavg()),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -319,5 +320,6 @@ class RunSession:
             "resumed": self.resumed,
             "status": "complete",
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "load_average_end": os.getloadavg()[0],
         }
         self.folder.finish(rows, summary)

@@ -87,6 +87,7 @@ def _run_row(result: RunResult) -> dict:
         "classes": (config.get("train") or {}).get("classes", "train") if isinstance(config.get("train"), dict) else "train",
         "device": summary.get("device", ""), "commit": _commit(result.environment),
         "threads": result.environment.get("torch_threads") if isinstance(result.environment.get("torch_threads"), int) else None,
+        "loads": _loads(result.environment, summary),
         "backbone": info.get("backbone") or info.get("architecture") or settings.get("backbone", ""),
         "batch_norm": settings.get("batch_norm", ""),
         "parameters": model.get("parameters", math.nan), "flops_per_query": model.get("flops_per_query", math.nan),
@@ -95,6 +96,13 @@ def _run_row(result: RunResult) -> dict:
                                   settings.get("batch_norm") == "transductive" and bool(task) and task.kind == "classification"),
         "config": _flatten({k: v for k, v in config.items() if k != "seed"}), "plots": result.folder.plots_dir,
     }
+
+
+def _loads(environment: dict, summary: dict) -> tuple[float, ...]:
+    """The machine's 1-minute load average as the run started and ended, where recorded."""
+    start = environment.get("load_average")
+    values = [start[0] if isinstance(start, list) and start else None, summary.get("load_average_end")]
+    return tuple(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
 
 
 def _commit(environment: dict) -> str:

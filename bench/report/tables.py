@@ -165,22 +165,27 @@ def time_to_level_table(c: Collected) -> pd.DataFrame:
     return table[["task", "method", *reached]].fillna("")
 
 
-COMPARISON_COLUMNS = ["task", "profile", "tag", "methods", "runs", "budgets", "commits", "threads", "uniform"]
+COMPARISON_COLUMNS = ["task", "profile", "tag", "methods", "runs", "budgets", "commits", "threads", "uniform", "load"]
 
 
 def comparison_table(c: Collected) -> pd.DataFrame:
     """Per comparison (task, profile and tag): its methods, budgets, and the commits and thread
     counts its runs were made with; ``uniform`` only where every run shares one known commit and
-    one thread count, so that no method gained from a speed-up another lacked."""
+    one thread count, so that no method gained from a speed-up another lacked; ``load``: the range
+    of the machine's 1-minute load average at the starts and ends of the runs that recorded it."""
     rows = []
     for (task, profile, tag), runs in c.runs.groupby(["task", "profile", "tag"], sort=True):
         commits = sorted(set(runs["commit"].map(lambda v: v or "unknown")))
         threads = sorted(set(runs["threads"].map(lambda v: "unknown" if v is None or pd.isna(v) else str(int(v)))))
+        loads = [v for pair in runs["loads"] for v in pair]
+        unrecorded = sum(not pair for pair in runs["loads"])
         rows.append({
             "task": task, "profile": profile, "tag": tag,
             "methods": ", ".join(sorted(runs["method"].unique(), key=method_rank)), "runs": len(runs),
             "budgets": _same(runs["budget"]), "commits": ", ".join(commits), "threads": ", ".join(threads),
             "uniform": len(commits) == 1 and len(threads) == 1 and "unknown" not in commits + threads,
+            "load": (f"{min(loads):.1f}-{max(loads):.1f}" if loads else "")
+                    + (f" ({unrecorded} of {len(runs)} runs unrecorded)" if loads and unrecorded else ""),
         })
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
