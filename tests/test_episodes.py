@@ -6,7 +6,7 @@ import torch
 
 from bench.data.classification import ClassificationSource
 from bench.data.datasets import build_sources
-from bench.data.episodes import PyRandomStream, eval_episodes
+from bench.data.episodes import PyRandomStream, Seeds, eval_episodes
 from bench.data.sinusoid import SinusoidSource
 from bench.data.tasks import get_task
 from bench.results.runfolder import RunFolder
@@ -115,3 +115,15 @@ def test_todays_test_episodes_are_those_of_the_committed_reference_runs(task_nam
     task = get_task(task_name)
     drawn = eval_episodes(build_sources(task, data_root)["test"], task, "test", 30, result.config["eval"]["seed"])
     assert [e.fingerprint for e in drawn] == [row["fingerprint"] for row in result.test_rows[:30]]
+
+
+def test_every_stream_of_a_run_has_its_own_seed_and_only_training_ones_follow_the_run_seed():
+    task = get_task("omniglot-5w1s")
+    a, b = Seeds(task, 0, 0).record(), Seeds(task, 1, 0).record()
+    assert set(a) == {"init", "train", "capture-probe", "memory-probe", "val", "test"}
+    assert len(set(a.values())) == len(a)  # no two streams coincide
+    assert {k for k in a if a[k] != b[k]} == {"init", "train", "capture-probe", "memory-probe"}
+    assert Seeds(task, 0, 1).seed("test") != a["test"] and Seeds(get_task("omniglot-5w5s"), 0, 0).seed("test") != a["test"]
+    source, stream = toy_source(), Seeds(task, 7, 0).stream("test")  # any run seed: the same test episodes
+    assert [e.fingerprint for e in eval_episodes(source, task, "test", 3, seed=0)] == \
+        [source.sample(5, 1, 15, stream).fingerprint for _ in range(3)]

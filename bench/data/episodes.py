@@ -52,6 +52,43 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
+# Each stream's seed parts, by name. The labels are those the streams have always had (the
+# validation and test streams lead with the task's name): changing one would redraw that stream.
+STREAMS = {
+    "init": lambda s: ("init", s.run),  # the method's initial weights (torch's generator)
+    "train": lambda s: ("train", s.task.name, s.run),  # training episodes
+    "capture-probe": lambda s: ("capture-probe", s.task.name, s.run),  # the meta-batch train.compile decides on
+    "memory-probe": lambda s: ("memory-probe", s.task.name, s.run),  # the episode the memory estimate measures
+    "val": lambda s: (s.task.name, s.task.version, "val", s.episodes),  # shared by every run of the task
+    "test": lambda s: (s.task.name, s.task.version, "test", s.episodes),  # shared by every run of the task
+}
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """Every random stream of a run, derived by name from its run seed (``seed``: training
+    episodes, initialisation, probes) or its episode seed (``eval.seed``: the validation and test
+    episodes, which therefore depend on the task and that seed alone); ``record`` lists them."""
+
+    task: TaskSpec
+    run: int
+    episodes: int
+
+    def seed(self, name: str) -> int:
+        return derive_seed(*STREAMS[name](self))
+
+    def stream(self, name: str) -> PyRandomStream:
+        return PyRandomStream(self.seed(name))
+
+    def record(self) -> dict[str, int]:
+        return {name: self.seed(name) for name in STREAMS}
+
+    @staticmethod
+    def picture(task_seed: int) -> PyRandomStream:
+        """The episode ``plot-shifts`` draws, chosen by its own ``--task-seed`` alone."""
+        return PyRandomStream(derive_seed("plot-shifts", task_seed))
+
+
 def fingerprint(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
@@ -71,5 +108,5 @@ class EpisodeSource(Protocol):
 
 def eval_episodes(source: EpisodeSource, task: TaskSpec, split: str, n: int, seed: int) -> list[Episode]:
     """The fixed evaluation episodes of ``task``'s ``split``: a function of (task, split, seed) only."""
-    stream = PyRandomStream(derive_seed(task.name, task.version, split, seed))
+    stream = Seeds(task, 0, seed).stream(split)
     return [source.sample(task.ways, task.shots, task.queries, stream) for _ in range(n)]

@@ -95,12 +95,12 @@ def outside_step(config: RunConfig, data_root: Path, iterations: int, test_episo
     test episodes (reported per 1,000) and one resumable checkpoint."""
     import torch
 
-    from bench.data.episodes import PyRandomStream, eval_episodes
+    from bench.data.episodes import eval_episodes
     from bench.engine.evaluate import evaluate
 
     setup, trainer = _prepare(config, data_root, threads)
     source, task = setup.sources["train"], setup.task
-    stream = PyRandomStream(0)
+    stream = config.seeds.stream("train")  # the run's own training episodes, drawn here only to time the drawing
     sample = collate = place = 0.0
     for _ in range(iterations):
         t0 = time.perf_counter()

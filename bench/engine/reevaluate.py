@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.data.episodes import PyRandomStream, derive_seed
+from bench.data.episodes import Seeds
 from bench.engine.evaluate import evaluate_test_split, summarise
 from bench.engine.runconfig import RunConfig
 from bench.engine.setup import load_weights, set_up
@@ -49,6 +49,6 @@ def draw_pictures(folder: RunFolder, config: RunConfig, data_root: Path, task_se
     setup = set_up(config, data_root, device="cpu")
     load_weights(setup.method, checkpoint, folder)
     task, source = setup.task, setup.sources["test"]
-    episode = source.sample(task.ways, task.shots, 1, PyRandomStream(derive_seed("plot-shifts", task_seed)))
+    episode = source.sample(task.ways, task.shots, 1, Seeds.picture(task_seed))
     figures = setup.method.pictures(source.collate([episode], task.ways, task.shots), f"task seed {task_seed}")
     return [write_figure(fig, folder.plots_dir / f"{name}.png") for name, fig in figures.items()]

@@ -321,5 +321,6 @@ class RunSession:
             "status": "complete",
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "load_average_end": os.getloadavg()[0],
+            "seeds": config.seeds.record(),  # every random stream's seed, by name (bench/data/episodes.py)
         }
         self.folder.finish(rows, summary)

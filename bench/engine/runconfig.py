@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from bench.config import build, load_yaml, merge, short, to_dict
+from bench.data.episodes import Seeds
 from bench.data.tasks import get_task
 from bench.errors import UserError
 from bench.interface.method import Method
@@ -111,6 +112,11 @@ class RunConfig:
         """(ways, shots, queries) of training episodes."""
         t, task = self.settings.train, self.task_spec
         return (t.ways or task.ways, t.shots or task.shots, t.queries or task.queries)
+
+    @property
+    def seeds(self) -> Seeds:
+        """The run's random streams, from its run seed and its episode seed."""
+        return Seeds(self.task_spec, self.settings.seed, self.settings.eval.seed)
 
     def val_episodes(self) -> int:
         """Validation episodes: ``train.val_episodes``, 0 meaning the task's."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from bench.data.datasets import build_sources
-from bench.data.episodes import EpisodeSource, derive_seed
+from bench.data.episodes import EpisodeSource
 from bench.engine import layout as layouts
 from bench.engine.device import pick_device
 from bench.engine.runconfig import RunConfig
@@ -38,7 +38,7 @@ class Setup:
 
 def make_method(config: RunConfig, device: torch.device) -> Method:
     """The method of ``config``, initialised from the run seed."""
-    torch.manual_seed(derive_seed("init", config.settings.seed))
+    torch.manual_seed(config.seeds.seed("init"))
     ways = config.train_shape()[0] if config.task_spec.kind == "classification" else 0
     return config.method_class(config.method_config, config.task_spec, ways).to(device)
 

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from bench.data.episodes import PyRandomStream, derive_seed, eval_episodes
+from bench.data.episodes import PyRandomStream, eval_episodes
 from bench.engine import capture
 from bench.engine.evaluate import evaluate, primary_metric, score, summarise
 from bench.engine.memory import MemoryEstimate, estimate
@@ -33,7 +33,7 @@ class Trainer:
             if train.lr_decay_every
             else None
         )
-        self.stream = PyRandomStream(derive_seed("train", config.task, config.settings.seed))
+        self.stream = config.seeds.stream("train")
         self.iteration = 0
         self.ways, self.shots, self.queries = config.train_shape()
         self.val_episodes = eval_episodes(sources["val"], self.task, "val", config.val_episodes(), config.settings.eval.seed)
@@ -43,8 +43,7 @@ class Trainer:
         """Chooses eager or captured steps by ``train.compile``, on a probe meta-batch of the run's
         shape (drawn from its own stream, so that the training episodes stay those of the seed)."""
         train = self.config.settings.train
-        probe = self.training_batch(PyRandomStream(derive_seed("capture-probe", self.config.task, self.config.settings.seed)),
-                                    train.chunk_tasks or train.meta_batch)
+        probe = self.training_batch(self.config.seeds.stream("capture-probe"), train.chunk_tasks or train.meta_batch)
         self.steps = capture.choose(train.compile, self.method, probe, self.device)
 
     def training_batch(self, stream: PyRandomStream, tasks: int) -> Batch:
@@ -57,7 +56,7 @@ class Trainer:
         """The memory estimate for one training episode of the run's shape, drawn from its own
         stream so that the training episodes stay those of the seed."""
         train = self.config.settings.train
-        episode = self.training_batch(PyRandomStream(derive_seed("memory-probe", self.config.task, self.config.settings.seed)), 1)
+        episode = self.training_batch(self.config.seeds.stream("memory-probe"), 1)
         return estimate(self.method, episode, train.meta_batch, train.chunk_tasks)
 
     def step(self) -> dict:
