@@ -137,7 +137,7 @@ def run(ctx, method, task, resume_dir, deterministic, tensorboard, seed, profile
         root, out, resume = resolve_root(data_root), Path(out), None
     with late_signals_ignored(until_exit=bool(ctx.obj and ctx.obj.get("program"))):
         folder = run_one(config, root, out, resume=resume, tensorboard=tensorboard)
-        click.echo(summary_line(folder.summary(), folder.path))
+        click.echo(summary_line(folder))
 
 
 @cli.command("eval")

@@ -16,6 +16,13 @@ from bench.interface.task import TaskSpec
 from bench.results.runfolder import RunFolder, now_stamp
 
 
+def _trained(folder: RunFolder, config: RunConfig, data_root: Path, device: str, task: TaskSpec | None = None):
+    """The run set up on ``task`` (default: its own) with its best weights, and their iteration."""
+    checkpoint = folder.load_best(config.method)  # a broken checkpoint fails before any data is read
+    setup = set_up(config, data_root, device=device, test_task=task)
+    return setup, load_weights(setup.method, checkpoint, folder)
+
+
 def reevaluate(folder: RunFolder, config: RunConfig, task: TaskSpec | None, episodes: int | None, device: str,
                data_root: Path) -> Path:
     """Tests the run's best checkpoint on ``episodes`` test episodes of ``task`` (default: its own;
@@ -23,9 +30,7 @@ def reevaluate(folder: RunFolder, config: RunConfig, task: TaskSpec | None, epis
     returns the record written into the run's ``evals/``."""
     if episodes is not None and episodes < 1:
         raise UserError(f"--episodes must be at least 1, got {episodes}")
-    checkpoint = folder.load_best(config.method)  # a broken checkpoint fails before any data is read
-    setup = set_up(config, data_root, device=device, test_task=task)
-    iteration = load_weights(setup.method, checkpoint, folder)
+    setup, iteration = _trained(folder, config, data_root, device, task)
     rows, seconds = evaluate_test_split(setup, episodes or config.test_episodes(setup.task))
     record = {
         "run": folder.name,
@@ -45,9 +50,7 @@ def draw_pictures(folder: RunFolder, config: RunConfig, data_root: Path, task_se
     if config.task_spec.kind not in config.method_class.draws:
         raise UserError(f"plot-shifts needs a run of a method that draws its task (CSN on a sinusoid task), "
                         f"not {config.method} on {config.task}")
-    checkpoint = folder.load_best(config.method)  # a broken checkpoint fails before any data is read
-    setup = set_up(config, data_root, device="cpu")
-    load_weights(setup.method, checkpoint, folder)
+    setup, _ = _trained(folder, config, data_root, "cpu")
     task, source = setup.task, setup.sources["test"]
     episode = source.sample(task.ways, task.shots, 1, Seeds.picture(task_seed))
     figures = setup.method.pictures(source.collate([episode], task.ways, task.shots), f"task seed {task_seed}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from bench.report.speed import short_commit
 
 
-def summary_line(summary: dict | None, path) -> str:
-    """One run's result: test metric and interval, training and wall seconds, peak memory."""
+def summary_line(folder) -> str:
+    """One run folder's result: test metric and interval, training and wall seconds, peak memory."""
+    summary, path = folder.summary(), folder.path
     if summary is None:
         return f"no valid summary in {path}"
     key = summary["metric"]
@@ -22,7 +23,7 @@ def outcome_line(outcome) -> str:
     if outcome.what == "failed":
         c = outcome.config
         return f"failed   {c.method} on {c.task} seed {c.settings.seed}: {outcome.error}"
-    return f"{outcome.what:9s}" + summary_line(outcome.folder.summary(), outcome.folder.path)
+    return f"{outcome.what:9s}" + summary_line(outcome.folder)
 
 
 def bench_table(record: dict, method: str, task: str) -> str:
