@@ -190,7 +190,7 @@ def bench(method, task, impl, chunks, compile_modes, memory_formats, iterations,
     from bench.engine.timing import bench_variants, variant_grid
     from bench.files import write_json
     from bench.report.console import bench_table
-    from bench.results.runfolder import now_stamp
+    from bench.results.runfolder import timing_record_path
 
     jobs_levels = csv_values(jobs_list, int)
     if not jobs_levels or any(not 1 <= n <= 64 for n in jobs_levels):
@@ -201,7 +201,7 @@ def bench(method, task, impl, chunks, compile_modes, memory_formats, iterations,
                 for label, extra, jobs in variant_grid(values, jobs_levels)]
     record = bench_variants(variants, resolve_root(data_root), iterations, warmup, repeat, lambda t: click.echo(t, err=True))
     click.echo(bench_table(record, method, task))
-    path = Path(out) / "bench" / f"{task}__{method}__{now_stamp()}.json"
+    path = timing_record_path(Path(out), "bench", f"{task}__{method}")
     write_json(path, record)
     click.echo(f"written to {path}")
 
@@ -224,7 +224,7 @@ def floor(method_names, task, iterations, warmup, repeat, test_episodes, threads
     from bench.data.storage import resolve_root
     from bench.engine.floor import format_tables, measure
     from bench.files import write_json
-    from bench.results.runfolder import now_stamp
+    from bench.results.runfolder import timing_record_path
 
     names = csv_values(method_names)
     if not names or None in names:
@@ -233,7 +233,7 @@ def floor(method_names, task, iterations, warmup, repeat, test_episodes, threads
     result = measure(configs, resolve_root(data_root), iterations, warmup, repeat, test_episodes, threads,
                      echo=lambda text: click.echo(text, err=True))
     click.echo(format_tables(result))
-    path = Path(out) / "floor" / f"{task}__{profile}__{now_stamp()}.json"
+    path = timing_record_path(Path(out), "floor", f"{task}__{profile}")
     write_json(path, result)
     click.echo(f"written to {path}")
 
@@ -250,8 +250,8 @@ def floor(method_names, task, iterations, warmup, repeat, test_episodes, threads
 @click.option("--runs-per-gpu", type=click.IntRange(1, 64), default=1, show_default=True, help="Runs sharing one GPU.")
 @click.option("--threads-per-run", type=click.IntRange(1, 1024), default=None,
               help="CPU threads of each run (default: the cores shared out among the jobs).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: child processes on this machine; ray: one Ray task per run.")
+@click.option("--executor", default="local", show_default=True,
+              help="local: this process, or child processes with --jobs; ray: one Ray task per run.")
 @click.option("--address", default=None, help="Ray cluster to join (ray start --head prints it); default: a local one.")
 @click.option("--retries", type=click.IntRange(0, 100), default=2, show_default=True,
               help="Ray: times a failed run is retried (it resumes from its last checkpoint).")
@@ -264,9 +264,10 @@ def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per
     from bench.config import parse_grid
     from bench.data.storage import resolve_root
     from bench.data.tasks import get_task
-    from bench.engine.sweep import run_grid
+    from bench.engine.sweep import ExecutorOptions, pick, run_grid
     from bench.errors import RunFailed
     from bench.report.console import outcome_line
+    from bench.results.runfolder import SWEEPS
     from methods import METHODS
 
     if seed is not None:
@@ -275,23 +276,20 @@ def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per
         if not csv_values(text):
             raise UserError(f"{option} names nothing: give a comma-separated list")
     configs = []
-    for task in csv_values(task_names):
-        for method in csv_values(method_names):
-            if get_task(task).kind not in METHODS.get(method).kinds:
-                click.echo(f"skipping {method} on {task}: it does not support {get_task(task).kind} tasks", err=True)
-                continue
-            for point in parse_grid(grid):
-                for s in csv_values(seeds, int):
-                    configs.append(resolve_config(method, task, s, profile, config_file, assignments, device, point))
+    for task, method in ((t, m) for t in csv_values(task_names) for m in csv_values(method_names)):
+        if get_task(task).kind not in METHODS.get(method).kinds:
+            click.echo(f"skipping {method} on {task}: it does not support {get_task(task).kind} tasks", err=True)
+            continue
+        configs += [resolve_config(method, task, s, profile, config_file, assignments, device, point)
+                    for point in parse_grid(grid) for s in csv_values(seeds, int)]
     results = Path(out).resolve()
-    outcomes = run_grid(configs, results, resolve_root(data_root).resolve(), executor, jobs, threads_per_run, runs_per_gpu,
-                        address, retries, device)
+    options = ExecutorOptions(resolve_root(data_root).resolve(), jobs, threads_per_run, runs_per_gpu, address, retries, device)
     failed = []
-    for outcome in outcomes:
+    for outcome in run_grid(configs, results, pick(executor, options)):
         failed += [outcome] if outcome.what == "failed" else []
         click.echo(outcome_line(outcome))
     if failed:
-        raise RunFailed(f"{len(failed)} of {len(configs)} runs failed (logs under {results / 'sweeps'}); "
+        raise RunFailed(f"{len(failed)} of {len(configs)} runs failed (logs under {results / SWEEPS}); "
                         "sweep again to resume them")
 
 
@@ -303,8 +301,9 @@ def report(results, out) -> None:
     """Tables (Markdown, CSV, LaTeX) and plots from the runs' files: accuracy with CIs next to the
     published numbers, paired differences, runtime and memory."""
     from bench.report.build import build_report
+    from bench.results.runfolder import report_dir
 
-    path = build_report(Path(results), Path(out) if out else Path(results) / "report")
+    path = build_report(Path(results), Path(out) if out else report_dir(Path(results)))
     click.echo(f"report written to {path}")
 
 

@@ -83,3 +83,24 @@ class PackageRegistry(Registry[type]):
             self._items[name] = cls
         return self._items[name]
 
+
+
+def class_path(cls: type) -> str:
+    """``module:QualName``, the address ``import_class`` loads a class from."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def import_class(path: str, name: str, base: type) -> type:
+    """The ``base`` subclass at ``path`` (``module:QualName``) under its registry ``name``: how a
+    process that was handed a resolved class (a sweep's worker) gets it without the registry."""
+    module, _, qualname = path.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"cannot load the {base.__name__} class {path}: {exc}") from None
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise UserError(f"{path} is not a {base.__name__} subclass")
+    obj.name = name
+    return obj

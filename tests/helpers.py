@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from bench.engine.runconfig import RunConfig
 from bench.engine.runconfig import resolve as resolve_class
 from bench.results.runfolder import RunFolder
+from bench.results.summary import read_summary
 from cli import cli
 from methods import METHODS
 
@@ -68,8 +69,8 @@ def fake_run(results: Path, method: str, seed: int, values: list[float], task: s
                "train_seconds": 5.0 + seed, "wall_seconds": 8.0 + seed, "seconds_per_iteration": 0.5, "episodes_per_second": 2.0,
                "test_ms_per_episode": 3.0, "peak_memory_bytes": 2**20 * (100 + seed), "peak_memory_kind": "cpu_rss",
                "device": "cpu", "status": "complete", "method_info": _method_info(config), "best_val": best_val,
-               "best_iteration": 2}
-    folder.finish(rows, summary)
+               "best_iteration": 2, "resumed": False, "finished": "2026-01-01T00:00:00+00:00"}
+    folder.finish(rows, read_summary(summary))
     return folder
 
 

@@ -136,11 +136,17 @@ def test_runs_that_differ_only_in_profile_or_tag_get_different_folder_names(tmp_
 
 def _claim(results, barrier, queue):
     from bench.results.runfolder import RunFolder
+    from bench.results.summary import read_summary
 
     barrier.wait()
     folder = RunFolder.create(results, {"task": "t", "method": "m", "profile": "p", "seed": 0})
     folder.write_config({"n": 1})
-    folder.finish([{"episode": 0}], {"iterations": 1, "run": folder.name})
+    record = {"method": "m", "task": "t", "profile": "p", "seed": 0, "run": folder.name, "metric": "accuracy",
+              "accuracy": 0.5, "accuracy_ci95": 0.0, "episodes": 1, "best_iteration": 1, "best_val": 0.5, "iterations": 1,
+              "train_seconds": 1.0, "seconds_per_iteration": 1.0, "episodes_per_second": 1.0, "test_ms_per_episode": 1.0,
+              "wall_seconds": 1.0, "peak_memory_bytes": 1, "peak_memory_kind": "cpu_rss", "device": "cpu",
+              "resumed": False, "finished": "now", "status": "complete"}
+    folder.finish([{"episode": 0}], read_summary(record))
     queue.put(folder.name)
 
 

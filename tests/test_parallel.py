@@ -39,9 +39,27 @@ def test_parallel_sweep_gives_the_sequential_results_and_a_failure_ends_only_its
     assert parallel.output.strip().splitlines()[-1].startswith("error: 2 of 4 runs failed")
     assert episodes_by_config(tmp_path / "two") == episodes_by_config(tmp_path / "one")
     logs = list((tmp_path / "two" / "sweeps").glob("*/*.log"))
-    assert len(logs) == 4 and all("cli.py run" in log.read_text().splitlines()[0] for log in logs)
+    assert len(logs) == 4 and all("-m bench.engine.sweep.worker" in log.read_text().splitlines()[0] for log in logs)
     again = invoke(*GRID, "--seeds", "0,1", "--grid", "method.inner_lr=0.01", "--jobs", "2", "--out", tmp_path / "two")
     assert again.exit_code == 0 and again.output.count("finished ") == 2
+
+
+def test_an_executor_is_a_class_and_one_registration(tmp_path, monkeypatch):
+    from bench.engine.sweep import EXECUTORS
+    from bench.engine.sweep.executor import InProcess
+
+    seen = []
+
+    class Recording(InProcess):
+        def execute(self, jobs, out):
+            seen.extend(job.name for job in jobs)
+            yield from super().execute(jobs, out)
+
+    monkeypatch.setitem(EXECUTORS._items, "recording", lambda options: Recording(options.data_root, 1, progress=False))
+    result = invoke(*GRID, "--seeds", "0,1", "--set", "method.inner_lr=0.01", "--executor", "recording", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert seen == ["000-sinusoid-5s-maml-s0", "001-sinusoid-5s-maml-s1"] and result.output.count("ran      maml") == 2
+    one_line_error(invoke(*GRID, "--executor", "rey", "--out", tmp_path), 2, "unknown executor 'rey' (did you mean 'ray'?)")
 
 
 def test_bench_jobs_times_concurrent_copies(tmp_path):
@@ -139,8 +157,8 @@ RAY_GRID = [*GRID, "--seeds", "0,1,2,3", "--set", "method.inner_lr=0.01", "--set
 
 
 def kill_the_worker_of_a_checkpointed_run(out: Path) -> int | None:
-    """SIGKILLs the Ray worker whose run has written a checkpoint and is running (its child
-    `cli.py run` dies with it); returns the worker's pid, or None where there is none yet."""
+    """SIGKILLs the Ray worker whose run has written a checkpoint and is running (its child, the
+    sweep's worker process, dies with it); returns the Ray worker's pid, or None where there is none yet."""
     from bench.results.runfolder import RunFolder
 
     for state in out.glob("runs/*/state.pt"):
@@ -154,7 +172,7 @@ def kill_the_worker_of_a_checkpointed_run(out: Path) -> int | None:
                 ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue  # not a process, or one that has just ended
-            if "cli.py run" in args and (f"-s{seed}.yaml" in args or str(folder.path) in args):
+            if "bench.engine.sweep.worker" in args and f"-s{seed}.job.json" in args:
                 os.kill(ppid, signal.SIGKILL)
                 return ppid
     return None

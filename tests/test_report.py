@@ -84,10 +84,13 @@ def test_candidates_are_compared_on_the_seeds_they_all_ran(tmp_path):
 
 
 def test_a_budget_of_cpu_seconds_is_labelled_as_such():
-    budget = {"stopped_by": "budget_seconds", "budget_seconds": 600.0}
-    assert _budget({}, {**budget, "clock": "cpu"}) == "600 CPU-s"
-    assert _budget({}, budget) == _budget({}, {**budget, "clock": "wall"}) == "600 s"
-    assert _budget({"iterations": 40}, {}) == "40 it"
+    from bench.results.summary import Budget
+
+    budget = {"iterations": 10**6, "budget_seconds": 600.0, "patience": 0, "stopped_by": "budget_seconds",
+              "best_at_last_validation": True}
+    assert _budget(300, Budget(**budget, clock="cpu")) == "600 CPU-s"
+    assert _budget(300, Budget(**budget)) == _budget(300, Budget(**budget, clock="wall")) == "600 s"
+    assert _budget(40, None) == "40 it"
 
 
 def test_a_comparison_is_uniform_only_with_one_known_commit_and_thread_count(tmp_path):
@@ -300,7 +303,8 @@ def test_time_budget_comparisons_and_paper_runs_get_validation_panels(tmp_path):
     for method in ("protonet", "maml"):
         folder = fake_run(tmp_path, method, 0, [1.0, 0.5], overrides={"tag": "equal-time"})
         summary = json.loads((folder.path / "summary.json").read_text())
-        summary["budget"] = {"stopped_by": "budget_seconds", "budget_seconds": 5.0, "clock": "cpu"}
+        summary["budget"] = {"iterations": 100, "budget_seconds": 5.0, "clock": "cpu", "patience": 0,
+                             "stopped_by": "budget_seconds", "best_at_last_validation": True}
         (folder.path / "summary.json").write_text(json.dumps(summary))
     build_report(tmp_path, tmp_path / "report")
     assert (tmp_path / "report" / "comparison_curves.png").stat().st_size > 0

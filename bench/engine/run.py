@@ -24,6 +24,7 @@ from bench.engine.tensorboard import TensorBoardMirror
 from bench.engine.train import Trainer, improves
 from bench.errors import RunFailed, UserError, first_line
 from bench.results.runfolder import RunFolder
+from bench.results.summary import Budget, RunSummary
 
 
 class Interrupted(BaseException):
@@ -287,40 +288,26 @@ class RunSession:
         config, settings, task, device = self.config, self.config.settings, self.setup.task, self.setup.device
         train, rows = settings.train, self.test_rows
         seconds_per_iteration = self.train_seconds / max(len(self.train_rows), 1)
-        summary = {
-            "method": config.method,
-            "task": config.task,
-            "profile": config.profile,
-            "protocol": task.protocol,
-            "tag": settings.tag,
-            "seed": settings.seed,
-            "run": self.folder.name,
-            **summarise(rows, task.kind),
-            "method_info": self.setup.method.info(),
-            "compile": {"setting": train.compile, "used": self.trainer.steps.mode, "reason": self.trainer.steps.reason},
-            "memory_format": self.setup.layout.to_dict(),
-            "model": self.cost,
-            "best_iteration": self.best_iteration,
-            "best_val": self.best_value,
-            "iterations": self.trainer.iteration,
-            "budget": {"iterations": train.iterations, "budget_seconds": train.budget_seconds, "clock": train.budget_clock,
-                       "patience": train.patience, "stopped_by": self.stopped_by,
-                       "best_at_last_validation": self.best_iteration == self.val_rows[-1]["iteration"]},
-            "train_seconds": self.train_seconds,
-            "train_cpu_seconds": self.train_cpu_seconds,
-            "seconds_per_iteration": seconds_per_iteration,
-            "episodes_per_second": train.meta_batch / seconds_per_iteration,
-            "test_ms_per_episode": 1000 * self.test_seconds / max(len(rows), 1),
-            "wall_seconds": time.perf_counter() - self.wall_start,
-            "peak_memory_bytes": max(self.train_peak, peak_memory_bytes(device)),
-            "peak_memory_kind": peak_memory_kind(device),
-            "memory": {**self.memory.to_dict(), "baseline_bytes": self.baseline,
-                       "measured_training_bytes": self.train_peak - self.baseline},
-            "device": device_name(device),
-            "resumed": self.resumed,
-            "status": "complete",
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "load_average_end": os.getloadavg()[0],
-            "seeds": config.seeds.record(),  # every random stream's seed, by name (bench/data/episodes.py)
-        }
+        tested = summarise(rows, task.kind)
+        summary = RunSummary(
+            method=config.method, task=config.task, profile=config.profile, protocol=task.protocol, tag=settings.tag,
+            seed=settings.seed, run=self.folder.name, metric=tested.pop("metric"), episodes=tested.pop("episodes"),
+            metrics=tested, method_info=self.setup.method.info(),
+            compile={"setting": train.compile, "used": self.trainer.steps.mode, "reason": self.trainer.steps.reason},
+            memory_format=self.setup.layout.to_dict(), model=self.cost, best_iteration=self.best_iteration,
+            best_val=self.best_value, iterations=self.trainer.iteration,
+            budget=Budget(iterations=train.iterations, budget_seconds=train.budget_seconds, clock=train.budget_clock,
+                          patience=train.patience, stopped_by=self.stopped_by,
+                          best_at_last_validation=self.best_iteration == self.val_rows[-1]["iteration"]),
+            train_seconds=self.train_seconds, train_cpu_seconds=self.train_cpu_seconds,
+            seconds_per_iteration=seconds_per_iteration, episodes_per_second=train.meta_batch / seconds_per_iteration,
+            test_ms_per_episode=1000 * self.test_seconds / max(len(rows), 1),
+            wall_seconds=time.perf_counter() - self.wall_start,
+            peak_memory_bytes=max(self.train_peak, peak_memory_bytes(device)), peak_memory_kind=peak_memory_kind(device),
+            memory={**self.memory.to_dict(), "baseline_bytes": self.baseline,
+                    "measured_training_bytes": self.train_peak - self.baseline},
+            device=device_name(device), resumed=self.resumed,
+            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), load_average_end=os.getloadavg()[0],
+            seeds=config.seeds.record(),  # every random stream's seed, by name (bench/data/episodes.py)
+        )
         self.folder.finish(rows, summary)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from bench.data.tasks import TASKS
 from bench.results.runfolder import IncompleteRun, RunResult, run_folders
+from bench.results.summary import Budget, RunSummary
 
 
 @dataclass
@@ -66,26 +67,24 @@ def collect(results: Path) -> Collected:
 def _run_row(result: RunResult) -> dict:
     summary, config, metric = result.summary, result.config, result.metric
     settings = config.get("method_settings", {}) if isinstance(config.get("method_settings"), dict) else {}
-    info = summary.get("method_info") or {}
-    model = summary.get("model") or {}
-    budget = summary.get("budget") or {}
-    task = TASKS.get(summary["task"]) if summary["task"] in TASKS else None
+    info, model = summary.method_info, summary.model or {}
+    task = TASKS.get(summary.task) if summary.task in TASKS else None
     tag = config.get("tag", "")
-    label = f"{summary['method']} ({summary['profile']}{', ' + tag if tag else ''})"
+    label = f"{summary.method} ({summary.profile}{', ' + tag if tag else ''})"
     return {
-        "run": result.folder.name, "task": summary["task"], "method": summary["method"], "profile": summary["profile"],
-        "tag": tag, "label": label, "seed": summary.get("seed"), "metric": metric, "value": summary[metric],
-        "ci95": summary[f"{metric}_ci95"], "episodes": summary["episodes"], "iterations": summary["iterations"],
-        "best_val": summary.get("best_val", math.nan),
-        "best_at_last_validation": bool(result.val_rows) and summary.get("best_iteration") == result.val_rows[-1]["iteration"],
-        "budget": _budget(summary, budget),
-        "protocol": summary.get("protocol") or (task.protocol if task else ""),
+        "run": result.folder.name, "task": summary.task, "method": summary.method, "profile": summary.profile,
+        "tag": tag, "label": label, "seed": summary.seed, "metric": metric, "value": summary.value,
+        "ci95": summary.ci95, "episodes": summary.episodes, "iterations": summary.iterations,
+        "best_val": math.nan if summary.best_val is None else summary.best_val,
+        "best_at_last_validation": bool(result.val_rows) and summary.best_iteration == result.val_rows[-1]["iteration"],
+        "budget": _budget(summary.iterations, summary.budget),
+        "protocol": summary.protocol or (task.protocol if task else ""),
         "dataset": task.dataset if task else "", "ways": task.ways if task else 0, "shots": task.shots if task else 0,
-        "train_seconds": summary["train_seconds"], "seconds_per_iteration": summary["seconds_per_iteration"],
-        "episodes_per_second": summary["episodes_per_second"], "test_ms_per_episode": summary["test_ms_per_episode"],
-        "peak_mib": summary["peak_memory_bytes"] / 2**20, "peak_kind": summary.get("peak_memory_kind", ""),
+        "train_seconds": summary.train_seconds, "seconds_per_iteration": summary.seconds_per_iteration,
+        "episodes_per_second": summary.episodes_per_second, "test_ms_per_episode": summary.test_ms_per_episode,
+        "peak_mib": summary.peak_memory_bytes / 2**20, "peak_kind": summary.peak_memory_kind,
         "classes": (config.get("train") or {}).get("classes", "train") if isinstance(config.get("train"), dict) else "train",
-        "device": summary.get("device", ""), "commit": _commit(result.environment),
+        "device": summary.device, "commit": _commit(result.environment),
         "threads": result.environment.get("torch_threads") if isinstance(result.environment.get("torch_threads"), int) else None,
         "loads": _loads(result.environment, summary),
         "backbone": info.get("backbone") or info.get("architecture") or settings.get("backbone", ""),
@@ -98,10 +97,10 @@ def _run_row(result: RunResult) -> dict:
     }
 
 
-def _loads(environment: dict, summary: dict) -> tuple[float, ...]:
+def _loads(environment: dict, summary: RunSummary) -> tuple[float, ...]:
     """The machine's 1-minute load average as the run started and ended, where recorded."""
     start = environment.get("load_average")
-    values = [start[0] if isinstance(start, list) and start else None, summary.get("load_average_end")]
+    values = [start[0] if isinstance(start, list) and start else None, summary.load_average_end]
     return tuple(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
 
 
@@ -113,14 +112,14 @@ def _commit(environment: dict) -> str:
     return commit[:7] + ("+dirty" if environment.get("git_dirty") is True else "")
 
 
-def _budget(summary: dict, budget: dict) -> str:
-    """What bounded the run's training, in words (``CPU-s``: the process's CPU seconds)."""
-    stopped = budget.get("stopped_by", "iterations")
+def _budget(iterations: int, budget: Budget | None) -> str:
+    """What bounded a run of ``iterations`` training steps, in words (``CPU-s``: the process's CPU seconds)."""
+    stopped = budget.stopped_by if budget else "iterations"
     if stopped == "budget_seconds":
-        return f"{budget['budget_seconds']:g} {'CPU-s' if budget.get('clock') == 'cpu' else 's'}"
+        return f"{budget.budget_seconds:g} {'CPU-s' if budget.clock == 'cpu' else 's'}"
     if stopped == "patience":
-        return f"patience {budget['patience']} ({summary['iterations']} it)"
-    return f"{summary['iterations']} it"
+        return f"patience {budget.patience} ({iterations} it)"
+    return f"{iterations} it"
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:

@@ -10,11 +10,10 @@ def summary_line(folder) -> str:
     summary, path = folder.summary(), folder.path
     if summary is None:
         return f"no valid summary in {path}"
-    key = summary["metric"]
+    s = summary
     return (
-        f"{summary['method']} on {summary['task']}: test {key} {summary[key]:.4f} +- {summary[key + '_ci95']:.4f} over "
-        f"{summary['episodes']} episodes; {summary['train_seconds']:.0f} s training, {summary['wall_seconds']:.0f} s wall, "
-        f"peak memory {summary['peak_memory_bytes'] / 2**20:.0f} MiB -> {path}"
+        f"{s.method} on {s.task}: test {s.metric} {s.value:.4f} +- {s.ci95:.4f} over {s.episodes} episodes; "
+        f"{s.train_seconds:.0f} s training, {s.wall_seconds:.0f} s wall, peak memory {s.peak_memory_bytes / 2**20:.0f} MiB -> {path}"
     )
 
 
@@ -54,12 +53,13 @@ def bench_table(record: dict, method: str, task: str) -> str:
     return "\n".join(lines)
 
 
-def demo_table(task: str, summaries: list[dict]) -> str:
+def demo_table(task: str, summaries: list) -> str:
+    """``demo``'s comparison of the runs' summaries (``RunSummary``)."""
     lines = [f"\n{task}, demo profile (short training: not the paper numbers)",
              f"{'method':12s} {'accuracy':>17s} {'train s':>8s} {'s/iter':>8s} {'test ms/ep':>10s} {'peak MiB':>9s}"]
-    lines += [f"{s['method']:12s} {100 * s['accuracy']:7.2f} +- {100 * s['accuracy_ci95']:5.2f} % "
-              f"{s['train_seconds']:8.1f} {s['seconds_per_iteration']:8.3f} {s['test_ms_per_episode']:10.2f} "
-              f"{s['peak_memory_bytes'] / 2**20:9.0f}" for s in summaries]
+    lines += [f"{s.method:12s} {100 * s.value:7.2f} +- {100 * s.ci95:5.2f} % "
+              f"{s.train_seconds:8.1f} {s.seconds_per_iteration:8.3f} {s.test_ms_per_episode:10.2f} "
+              f"{s.peak_memory_bytes / 2**20:9.0f}" for s in summaries]
     return "\n".join(lines)
 
 

@@ -1,5 +1,7 @@
 """A run's folder: the one module that knows its file names, when a run is complete, where its
-resumable state is, how runs are told apart (the config digest) and the index of finished runs.
+resumable state is, how runs are told apart (the config digest) and the index of finished runs;
+and the other folders of a results folder: ``sweeps/`` (a sweep's job logs), ``bench/`` and
+``floor/`` (timing records) and ``report/``.
 
 Layout of ``<results>/runs/<task>__<method>__<profile>[__<tag>]__s<seed>__<time>/``, in the order
 a run writes it:
@@ -27,9 +29,13 @@ from typing import Any
 from bench.errors import UserError, first_line
 from bench.files import (append_jsonl, atomic_write_bytes, gzip_file, gzipped, read_json, read_jsonl, write_json,
                          write_jsonl)
+from bench.results.summary import RunSummary, SummaryError, read_summary
 
 RUNS = "runs"
 INDEX = "index.jsonl"
+SWEEPS = "sweeps"
+REPORT = "report"
+TIMING_RECORDS = ("bench", "floor")
 
 CONFIG = "config.json"
 ENVIRONMENT = "environment.json"
@@ -74,7 +80,7 @@ class RunResult:
 
     folder: "RunFolder"
     config: dict
-    summary: dict
+    summary: RunSummary
     test_rows: list[dict]
     val_rows: list[dict]
     environment: dict
@@ -82,7 +88,7 @@ class RunResult:
 
     @property
     def metric(self) -> str:
-        return self.summary["metric"]
+        return self.summary.metric
 
 
 class RunFolder:
@@ -210,13 +216,14 @@ class RunFolder:
         """The best validation checkpoint so far."""
         _save_torch(self.path / BEST, {"method": method, "task": task, "iteration": iteration, "state_dict": state_dict})
 
-    def finish(self, test_rows: list[dict], summary: dict) -> None:
+    def finish(self, test_rows: list[dict], summary: RunSummary) -> None:
         """Writes the test episodes, then the summary (last: it makes the run complete), marks
         the status and appends the summary to the results index."""
+        record = summary.to_dict()
         write_jsonl(self.path / TEST, test_rows)
-        write_json(self.path / SUMMARY, summary)
-        self.write_status("complete", summary["iterations"])
-        append_jsonl(self.results_root / INDEX, summary)
+        write_json(self.path / SUMMARY, record)
+        self.write_status("complete", summary.iterations)
+        append_jsonl(self.results_root / INDEX, record)
 
     def write_evaluation(self, name: str, rows: list[dict], record: dict) -> Path:
         """A re-evaluation (``cli.py eval``) in ``evals/``, beside and apart from the run's own results."""
@@ -243,11 +250,11 @@ class RunFolder:
         except UserError:
             return None
 
-    def summary(self) -> dict | None:
+    def summary(self) -> RunSummary | None:
         """The summary of a complete run, None otherwise."""
         try:
-            return _valid_summary(read_json(self.path / SUMMARY))
-        except (OSError, ValueError, IncompleteRun):
+            return read_summary(read_json(self.path / SUMMARY))
+        except (OSError, ValueError):  # SummaryError is a ValueError
             return None
 
     def is_complete(self) -> bool:
@@ -282,9 +289,14 @@ class RunFolder:
         if not (self.path / SUMMARY).is_file():
             raise IncompleteRun(f"no {SUMMARY}" + (f" (status {self._status()})" if self._status() else ""))
         try:
-            summary = _valid_summary(read_json(self.path / SUMMARY))
+            summary = read_summary(read_json(self.path / SUMMARY))
+        except SummaryError as exc:
+            raise IncompleteRun(f"{SUMMARY} {exc}") from None
+        except (OSError, ValueError) as exc:
+            raise IncompleteRun(f"unreadable ({type(exc).__name__}: {first_line(exc, 80)})") from None
+        try:
             config = self.read_config()
-            metric = summary["metric"]
+            metric = summary.metric
             test_rows = _rows(self.path / TEST, ("episode", "fingerprint", metric))
             val_rows = _rows(self.path / VAL, ("iteration", metric))
         except UserError as exc:
@@ -333,31 +345,27 @@ class RunFolder:
             return None
 
 
+def sweep_log_dir(results: Path) -> Path:
+    """A new folder for one sweep's job files and logs."""
+    return Path(results) / SWEEPS / now_stamp()
+
+
+def timing_record_path(results: Path, kind: str, name: str) -> Path:
+    """Where a ``bench`` or ``floor`` record named ``name`` is written."""
+    if kind not in TIMING_RECORDS:
+        raise ValueError(f"unknown timing record kind {kind!r}")
+    return Path(results) / kind / f"{name}__{now_stamp()}.json"
+
+
+def report_dir(results: Path) -> Path:
+    """Where ``report`` writes by default."""
+    return Path(results) / REPORT
+
+
 def run_folders(results: Path) -> list[RunFolder]:
     """Every folder under ``results/runs``, in name order."""
     runs = Path(results) / RUNS
     return [RunFolder(p) for p in sorted(runs.iterdir())] if runs.is_dir() else []
-
-
-SUMMARY_NUMBERS = ("iterations", "train_seconds", "seconds_per_iteration", "episodes_per_second",
-                   "test_ms_per_episode", "peak_memory_bytes", "episodes")
-
-
-def _valid_summary(summary: Any) -> dict:
-    if not isinstance(summary, dict) or summary.get("status") != "complete":
-        raise IncompleteRun(f"{SUMMARY} does not record a complete run")
-    metric = summary.get("metric")
-    for key in (metric, f"{metric}_ci95", *SUMMARY_NUMBERS):  # a diverged run's metric may be NaN or infinite
-        if not isinstance(key, str) or not _is_number(summary.get(key)):
-            raise IncompleteRun(f"{SUMMARY} lacks a number for '{key}'")
-    for key in ("method", "task", "profile"):
-        if not isinstance(summary.get(key), str):
-            raise IncompleteRun(f"{SUMMARY} lacks '{key}'")
-    return summary
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _rows(path: Path, keys: tuple[str, ...]) -> list[dict]:

@@ -1,0 +1,84 @@
+"""A sweep's plan: which configs of a grid are finished in the results folder, which resume an
+interrupted run there, and which start afresh."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.engine.runconfig import RunConfig
+from bench.errors import UserError
+from bench.results.runfolder import RunFolder, config_digest, run_folders
+
+
+def scan_runs(out: Path) -> tuple[dict[str, RunFolder], dict[str, RunFolder]]:
+    """Config digest -> folder, for complete runs and for the others that no process is running
+    now (interrupted, or killed even before their first checkpoint: they resume from it, or from
+    the start in the same folder)."""
+    done, resumable = {}, {}
+    for folder in run_folders(out):
+        digest = folder.digest()
+        if digest is None:
+            continue  # not a run folder, or a damaged one
+        if folder.is_complete():
+            done[digest] = folder
+        elif not folder.in_use() and (digest not in resumable or folder.has_state()):
+            resumable[digest] = folder
+    return done, resumable
+
+
+@dataclass
+class Outcome:
+    """What became of one config of the grid: ``finished`` (before), ``ran``, ``resumed`` or ``failed``."""
+
+    config: RunConfig
+    what: str
+    folder: RunFolder | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A config still to run, and whether an interrupted run of it waits to be resumed."""
+
+    index: int
+    config: RunConfig
+    resumes: bool
+
+    @property
+    def name(self) -> str:
+        """The job's name in the sweep's log folder."""
+        c = self.config
+        return f"{self.index:03d}-{c.task}-{c.method}-s{c.settings.seed}"
+
+
+def plan(configs: list[RunConfig], out: Path) -> tuple[list[Outcome], list[Job]]:
+    """The grid against what ``out`` holds: the outcomes of configs already finished, and the
+    jobs of the others (a grid that names one config twice runs it once)."""
+    if not configs:
+        raise UserError("the sweep grid is empty (no method supports the tasks given)")
+    done, resumable = scan_runs(out)
+    finished, todo, planned = [], [], set()
+    for config in configs:
+        digest = config_digest(config.to_dict())
+        if digest in done:
+            finished.append(Outcome(config, "finished", done[digest]))
+        elif digest not in planned:
+            planned.add(digest)
+            todo.append(Job(len(todo), config, digest in resumable))
+    return finished, todo
+
+
+def resumable_folder(config: RunConfig, out: Path) -> RunFolder | None:
+    """The interrupted run of ``config`` under ``out`` as it is now (it may have been resumed
+    elsewhere since the plan was made), or None."""
+    return scan_runs(out)[1].get(config_digest(config.to_dict()))
+
+
+def outcome_of(job: Job, out: Path, status: str, error: str) -> Outcome:
+    """A job's outcome from what its run reported (``complete`` or anything else, with the error)
+    and the complete run folder under ``out``."""
+    folder = scan_runs(out)[0].get(config_digest(job.config.to_dict()))
+    if status == "complete" and folder is not None:
+        return Outcome(job.config, "resumed" if job.resumes else "ran", folder)
+    return Outcome(job.config, "failed", folder, error)

@@ -1,0 +1,73 @@
+"""``python -m bench.engine.sweep.worker JOB``: one run of a sweep, in a process of its own.
+
+``JOB`` is a JSON file the sweep wrote (``write_job``): the resolved config, where its method's
+class is (``module:QualName``: the worker needs no method registry), the results and data
+folders, and whether to resume the config's interrupted run there. The worker runs (or resumes)
+it and writes what became of it to ``outcome_path(JOB)``: ``status`` (``complete``,
+``interrupted`` or ``failed``), the run folder and the error line. That file is all the sweep
+reads of a worker; what the run prints goes to the job's log, for people.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bench.engine.runconfig import RunConfig
+from bench.errors import UserError, first_line
+from bench.files import read_json, write_json
+from bench.interface.method import Method
+from bench.registry import class_path, import_class
+
+
+def write_job(path: Path, config: RunConfig, out: Path, data_root: Path, resume: bool) -> None:
+    write_json(path, {"config": config.to_dict(), "method_class": class_path(config.method_class), "out": str(out),
+                      "data_root": str(data_root), "resume": resume})
+
+
+def outcome_path(job: Path) -> Path:
+    return job.with_name(job.name.removesuffix(".job.json") + ".outcome.json")
+
+
+def read_outcome(job: Path) -> dict | None:
+    """The outcome a worker wrote for ``job``, or None where it wrote none (it was killed)."""
+    try:
+        outcome = read_json(outcome_path(job))
+    except (OSError, ValueError):
+        return None
+    return outcome if isinstance(outcome, dict) and isinstance(outcome.get("status"), str) else None
+
+
+def work(job: Path) -> int:
+    """Runs ``job``; returns the exit code (0, or the error's as the CLI gives it)."""
+    from bench.engine.run import late_signals_ignored, run
+    from bench.engine.runconfig import from_record
+    from bench.engine.sweep.plan import resumable_folder
+
+    status, folder, error, code = "failed", None, "", 1
+    try:
+        spec = read_json(job)
+        method_class = import_class(spec["method_class"], spec["config"]["method"], Method)
+        config = from_record(spec["config"], lambda name: method_class, str(job))
+        out = Path(spec["out"])
+        resume = resumable_folder(config, out) if spec["resume"] else None
+        with late_signals_ignored(until_exit=True):
+            folder = run(config, Path(spec["data_root"]), out, progress=True, resume=resume).path
+        status, code = "complete", 0
+    except UserError as exc:
+        error, code = " ".join(str(exc).splitlines()), exc.exit_code
+        status = "interrupted" if error.startswith("interrupted") else "failed"
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # an unreadable job file
+        error = f"cannot read the job {job}: {first_line(exc)}"
+    print(f"error: {error}" if error else f"run complete: {folder}", file=sys.stderr)
+    write_json(outcome_path(job), {"status": status, "folder": str(folder) if folder else None, "error": error})
+    return code
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m bench.engine.sweep.worker JOB")
+    from bench.engine.allocator import keep_freed_memory
+
+    keep_freed_memory()
+    sys.exit(work(Path(sys.argv[1])))
