@@ -44,11 +44,12 @@ def _summary(path: Path) -> str:
 
 
 def _packages() -> list[tuple[str, Path, list[Path]]]:
-    """(folder label, package docstring file, modules) for bench/, each bench layer and each method."""
+    """(folder label, package docstring file, modules) for bench/, each bench layer and package
+    inside one, and each method."""
     bench = REPO / "bench"
     rows = [("bench/ (top)", bench / "__init__.py", sorted(p for p in bench.glob("*.py") if p.name != "__init__.py"))]
-    for folder in sorted(p for p in bench.iterdir() if (p / "__init__.py").is_file()):
-        rows.append((f"bench/{folder.name}/", folder / "__init__.py", sorted(folder.rglob("*.py"))))
+    for folder in sorted(p.parent for p in bench.glob("*/**/__init__.py")):
+        rows.append((f"{folder.relative_to(REPO).as_posix()}/", folder / "__init__.py", sorted(folder.glob("*.py"))))
     for folder in sorted(p for p in (REPO / "methods").iterdir() if (p / "__init__.py").is_file()):
         rows.append((f"methods/{folder.name}/", folder / "__init__.py", sorted(folder.rglob("*.py"))))
     return rows
