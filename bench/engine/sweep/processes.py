@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from bench.engine.sweep.executor import Executor
 from bench.engine.sweep.plan import Job, Outcome, outcome_of
-from bench.engine.sweep.worker import read_outcome, write_job
+from bench.engine.sweep.worker import outcome_path, read_outcome, write_job
 from bench.results.runfolder import sweep_log_dir
 
 CODE_ROOT = Path(__file__).resolve().parents[3]  # where ``python -m bench...`` finds this code
@@ -56,6 +56,7 @@ def run_child(job: Job, out: Path, data_root: Path, log_dir: Path, env: dict[str
     log_dir.mkdir(parents=True, exist_ok=True)
     job_file = log_dir / f"{job.name}.job.json"
     write_job(job_file, job.config, out, data_root, job.resumes)
+    outcome_path(job_file).unlink(missing_ok=True)  # a retried job's earlier attempt must not answer for it
     command = worker_command(job_file)
     with open(log_dir / f"{job.name}.log", "w") as log:
         log.write(" ".join(command) + "\n")
