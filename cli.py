@@ -8,12 +8,15 @@ from pathlib import Path
 
 import click
 
-from bench.errors import UserError
+from bench.config import describe, keys_markdown, keys_text, parse_grid, parse_list
+from bench.errors import DataError, RunFailed, UserError
+from bench.files import write_json
+from bench.report.console import bench_table, demo_table, listing, outcome_line, summary_line, verification_lines
+from bench.results.runfolder import SWEEPS, report_dir, timing_record_path
 
 
 def one_line_errors(fn):
     """Bad input ends with one line on stderr and a non-zero exit, never a traceback."""
-
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -28,14 +31,19 @@ def one_line_errors(fn):
     return wrapper
 
 
-data_root_option = click.option(
-    "--data-root", type=click.Path(file_okay=False), default=None,
-    help="Folder holding omniglot/ (default: $CSN_BENCH_DATA, else ./data).",
-)
-out_option = click.option(
-    "--out", type=click.Path(file_okay=False), default="results", show_default=True,
-    help="Results folder (runs/ and index.jsonl go here).",
-)
+data_root_option = click.option("--data-root", type=click.Path(file_okay=False), default=None,
+                                help="Folder holding omniglot/ (default: $CSN_BENCH_DATA, else ./data).")
+out_option = click.option("--out", type=click.Path(file_okay=False), default="results", show_default=True,
+                          help="Results folder (runs/ and index.jsonl go here).")
+
+
+def timing_options(what: str):
+    """``bench`` and ``floor``: how many steps are timed, after how many untimed ones, in how many rounds."""
+    options = [click.option("--iterations", type=click.IntRange(1), default=5, show_default=True, help=f"Timed {what}."),
+               click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help=f"Untimed {what} first."),
+               click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
+                            help="Rounds: each times every variant once, in alternating order; the median is reported.")]
+    return lambda fn: functools.reduce(lambda f, option: option(f), reversed(options), fn)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,23 +61,27 @@ def cli() -> None:
 @one_line_errors
 def list_cmd(keys_of, markdown) -> None:
     """Lists methods (with their profiles), tasks and backbones; or every config key of a run of a method."""
-    from bench.config import describe, keys_markdown, keys_text
     from bench.data.tasks import TASKS
-    from bench.engine.runconfig import RunSettings, profiles
+    from bench.engine.runconfig import RunSettings
     from bench.interface.backbones import BACKBONES
-    from bench.report.console import listing
     from methods import METHODS
 
     if keys_of is not None:
         rows = describe(RunSettings) + describe(METHODS.get(keys_of).Config, "method")
         click.echo((keys_markdown if markdown else keys_text)(rows), nl=False)
-        return
-    methods = [(name, cls.kinds, (cls.__doc__ or "").strip().splitlines()[0], profiles(cls))
-               for name, cls in ((n, METHODS.get(n)) for n in METHODS)]
-    click.echo(listing(methods, [TASKS.get(n) for n in TASKS], list(BACKBONES)))
+    else:
+        click.echo(listing([METHODS.get(n) for n in METHODS], [TASKS.get(n) for n in TASKS], list(BACKBONES)))
 
 
 def run_options(fn):
+    """The options that choose a run's config, given to the command as one ``line`` (a ``CommandLine``)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, seed, profile, config_file, assignments, device, **kwargs):
+        from bench.engine.runconfig import CommandLine
+
+        return fn(*args, line=CommandLine(profile, config_file, tuple(assignments), seed, device), **kwargs)
+
     options = [
         click.option("--seed", type=int, default=None, help="Run seed (training episodes and initialisation)."),
         click.option("--profile", default="quick", show_default=True, help="A profile of the method (`list` shows them)."),
@@ -79,29 +91,26 @@ def run_options(fn):
         data_root_option,
         out_option,
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return functools.reduce(lambda f, option: option(f), reversed(options), wrapper)
 
 
-def resolve_config(method, task, seed, profile, config_file, assignments, device, grid_point=None):
-    from bench.config import merge, parse_assignments
-    from bench.engine.runconfig import resolve
+def listed(option: str, text: str, convert=str) -> list:
+    """The values of a comma-separated option that must name at least one."""
+    values = parse_list(text, convert)
+    if not values:
+        raise UserError(f"{option} names nothing: give a comma-separated list")
+    return values
+
+
+def warn(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def method_class(name: str):
+    """The registered method class called ``name`` (a one-line error with suggestions if none is)."""
     from methods import METHODS
 
-    overrides = merge(parse_assignments(assignments), grid_point or {})
-    command_line = {k: v for k, v in {"seed": seed, "device": device}.items() if v is not None}
-    return resolve(METHODS.get(method), task, profile, config_file, merge(overrides, command_line))
-
-
-def open_run(run_dir):
-    """The run folder at ``run_dir`` and the config it was made with."""
-    from bench.engine.runconfig import from_record
-    from bench.results.runfolder import RunFolder
-    from methods import METHODS
-
-    folder = RunFolder(run_dir)
-    return folder, from_record(folder.read_config(), METHODS.get, str(folder.path))
+    return METHODS.get(name)
 
 
 @cli.command()
@@ -114,29 +123,27 @@ def open_run(run_dir):
 @run_options
 @one_line_errors
 @click.pass_context
-def run(ctx, method, task, resume_dir, deterministic, tensorboard, seed, profile, config_file, assignments, device, data_root,
-        out) -> None:
+def run(ctx, method, task, resume_dir, deterministic, tensorboard, line, data_root, out) -> None:
     """Meta-trains METHOD on TASK, keeps the best validation checkpoint and tests it."""
     from bench.data.storage import resolve_root
     from bench.engine.run import late_signals_ignored
     from bench.engine.run import run as run_one
-    from bench.report.console import summary_line
+    from bench.engine.runconfig import open_run
 
+    resume = None
     if resume_dir is not None:
-        if method or task or seed is not None or config_file or assignments or deterministic:
+        if method or task or line.seed is not None or line.config_file or line.assignments or deterministic:
             raise UserError("--resume continues a run with its own config: give no --method, --task, --seed, --config, --set or --deterministic")
-        folder, config = open_run(resume_dir)
-        if folder.is_complete():
-            raise UserError(f"{folder.path} already finished; nothing to resume")
-        root, out, resume = resolve_root(data_root), folder.results_root, folder
+        resume, config = open_run(resume_dir, method_class)
+        if resume.is_complete():
+            raise UserError(f"{resume.path} already finished; nothing to resume")
+        out = resume.results_root
+    elif not method or not task:
+        raise UserError("run needs --method and --task (or --resume RUN_DIR)")
     else:
-        if not method or not task:
-            raise UserError("run needs --method and --task (or --resume RUN_DIR)")
-        extra = ("deterministic=true",) if deterministic else ()
-        config = resolve_config(method, task, seed, profile, config_file, (*assignments, *extra), device)
-        root, out, resume = resolve_root(data_root), Path(out), None
+        config = line.config(method_class(method), task, extra=("deterministic=true",) if deterministic else ())
     with late_signals_ignored(until_exit=bool(ctx.obj and ctx.obj.get("program"))):
-        folder = run_one(config, root, out, resume=resume, tensorboard=tensorboard)
+        folder = run_one(config, resolve_root(data_root), Path(out), resume=resume, tensorboard=tensorboard)
         click.echo(summary_line(folder))
 
 
@@ -152,19 +159,11 @@ def eval_cmd(run_dir, task, episodes, device, data_root) -> None:
     from bench.data.storage import resolve_root
     from bench.data.tasks import get_task
     from bench.engine.reevaluate import reevaluate
+    from bench.engine.runconfig import open_run
 
-    folder, config = open_run(run_dir)
+    folder, config = open_run(run_dir, method_class)
     path = reevaluate(folder, config, get_task(task) if task else None, episodes, device, resolve_root(data_root))
     click.echo(f"evaluation written to {path}")
-
-
-def csv_values(text: str | None, convert=str) -> list:
-    if text is None:
-        return [None]
-    try:
-        return [convert(v.strip()) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UserError(f"cannot read the list '{text}'") from None
 
 
 @cli.command()
@@ -175,31 +174,22 @@ def csv_values(text: str | None, convert=str) -> list:
 @click.option("--compile", "compile_modes", default=None, help="Comma-separated train.compile values to compare (none, graphs).")
 @click.option("--memory-format", "memory_formats", default=None,
               help="Comma-separated memory_format values to compare (contiguous, channels_last).")
-@click.option("--iterations", type=click.IntRange(1), default=5, show_default=True, help="Timed iterations.")
-@click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help="Untimed iterations first.")
-@click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
-              help="Rounds: each times every variant once, in alternating order; the median is reported.")
+@timing_options("iterations")
 @click.option("--jobs", "jobs_list", default="1", show_default=True,
               help="Comma-separated numbers of copies run at once on the device (aggregate iterations/s).")
 @run_options
 @one_line_errors
-def bench(method, task, impl, chunks, compile_modes, memory_formats, iterations, warmup, repeat, jobs_list, seed, profile,
-          config_file, assignments, device, data_root, out) -> None:
+def bench(method, task, impl, chunks, compile_modes, memory_formats, iterations, warmup, repeat, jobs_list, line, data_root,
+          out) -> None:
     """Times meta-training iterations of each variant on the same episodes (a fresh process each)."""
     from bench.data.storage import resolve_root
     from bench.engine.timing import bench_variants, variant_grid
-    from bench.files import write_json
-    from bench.report.console import bench_table
-    from bench.results.runfolder import timing_record_path
 
-    jobs_levels = csv_values(jobs_list, int)
-    if not jobs_levels or any(not 1 <= n <= 64 for n in jobs_levels):
-        raise UserError(f"--jobs takes numbers from 1 to 64, got '{jobs_list}'")
-    values = {"method.impl": csv_values(impl), "train.chunk_tasks": csv_values(chunks, int),
-              "train.compile": csv_values(compile_modes), "memory_format": csv_values(memory_formats)}
-    variants = [(label, resolve_config(method, task, seed, profile, config_file, (*assignments, *extra), device), jobs)
-                for label, extra, jobs in variant_grid(values, jobs_levels)]
-    record = bench_variants(variants, resolve_root(data_root), iterations, warmup, repeat, lambda t: click.echo(t, err=True))
+    values = {"method.impl": parse_list(impl), "train.chunk_tasks": parse_list(chunks, int),
+              "train.compile": parse_list(compile_modes), "memory_format": parse_list(memory_formats)}
+    variants = [(label, line.config(method_class(method), task, extra=tuple(extra)), jobs)
+                for label, extra, jobs in variant_grid(values, parse_list(jobs_list, int))]
+    record = bench_variants(variants, resolve_root(data_root), iterations, warmup, repeat, warn)
     click.echo(bench_table(record, method, task))
     path = timing_record_path(Path(out), "bench", f"{task}__{method}")
     write_json(path, record)
@@ -209,31 +199,22 @@ def bench(method, task, impl, chunks, compile_modes, memory_formats, iterations,
 @cli.command()
 @click.option("--methods", "method_names", required=True, help="Comma-separated methods.")
 @click.option("--task", required=True, help="Task name (see `list`).")
-@click.option("--iterations", type=click.IntRange(1), default=5, show_default=True, help="Timed steps per figure.")
-@click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help="Untimed steps first.")
-@click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
-              help="Rounds: each times every figure once, in alternating order; medians are reported.")
+@timing_options("steps per figure")
 @click.option("--test-episodes", type=click.IntRange(1, 100_000), default=200, show_default=True,
               help="Test episodes timed (reported per 1,000).")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None, help="torch threads (default: torch's).")
 @run_options
 @one_line_errors
-def floor(method_names, task, iterations, warmup, repeat, test_episodes, threads, seed, profile, config_file, assignments,
-          device, data_root, out) -> None:
+def floor(method_names, task, iterations, warmup, repeat, test_episodes, threads, line, data_root, out) -> None:
     """Each method's standalone training step (NCHW and channels_last), the harness's iteration and the time outside it."""
     from bench.data.storage import resolve_root
     from bench.engine.floor import format_tables, measure
-    from bench.files import write_json
-    from bench.results.runfolder import timing_record_path
 
-    names = csv_values(method_names)
-    if not names or None in names:
-        raise UserError("--methods needs at least one method name")
-    configs = [resolve_config(m, task, seed, profile, config_file, assignments, device) for m in names]
+    configs = [line.config(method_class(m), task) for m in listed("--methods", method_names)]
     result = measure(configs, resolve_root(data_root), iterations, warmup, repeat, test_episodes, threads,
-                     echo=lambda text: click.echo(text, err=True))
+                     echo=warn)
     click.echo(format_tables(result))
-    path = timing_record_path(Path(out), "floor", f"{task}__{profile}")
+    path = timing_record_path(Path(out), "floor", f"{task}__{line.profile}")
     write_json(path, result)
     click.echo(f"written to {path}")
 
@@ -257,40 +238,26 @@ def floor(method_names, task, iterations, warmup, repeat, test_episodes, threads
               help="Ray: times a failed run is retried (it resumes from its last checkpoint).")
 @run_options
 @one_line_errors
-def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per_run, executor, address, retries, seed, profile,
-          config_file, assignments, device, data_root, out) -> None:
+def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per_run, executor, address, retries, line,
+          data_root, out) -> None:
     """Runs a grid of methods x tasks x settings x seeds; finished runs are skipped and interrupted
     ones resumed, so a stopped sweep carries on where it was."""
-    from bench.config import parse_grid
     from bench.data.storage import resolve_root
-    from bench.data.tasks import get_task
     from bench.engine.sweep import ExecutorOptions, pick, run_grid
-    from bench.errors import RunFailed
-    from bench.report.console import outcome_line
-    from bench.results.runfolder import SWEEPS
-    from methods import METHODS
+    from bench.engine.sweep.plan import grid_configs
 
-    if seed is not None:
+    if line.seed is not None:
         raise UserError("sweep takes --seeds, not --seed")
-    for option, text in (("--methods", method_names), ("--tasks", task_names), ("--seeds", seeds)):
-        if not csv_values(text):
-            raise UserError(f"{option} names nothing: give a comma-separated list")
-    configs = []
-    for task, method in ((t, m) for t in csv_values(task_names) for m in csv_values(method_names)):
-        if get_task(task).kind not in METHODS.get(method).kinds:
-            click.echo(f"skipping {method} on {task}: it does not support {get_task(task).kind} tasks", err=True)
-            continue
-        configs += [resolve_config(method, task, s, profile, config_file, assignments, device, point)
-                    for point in parse_grid(grid) for s in csv_values(seeds, int)]
+    methods = [method_class(m) for m in listed("--methods", method_names)]
+    configs = grid_configs(methods, listed("--tasks", task_names), listed("--seeds", seeds, int), parse_grid(grid), line, warn)
     results = Path(out).resolve()
-    options = ExecutorOptions(resolve_root(data_root).resolve(), jobs, threads_per_run, runs_per_gpu, address, retries, device)
-    failed = []
+    options = ExecutorOptions(resolve_root(data_root).resolve(), jobs, threads_per_run, runs_per_gpu, address, retries, line.device)
+    failed = 0
     for outcome in run_grid(configs, results, pick(executor, options)):
-        failed += [outcome] if outcome.what == "failed" else []
+        failed += outcome.what == "failed"
         click.echo(outcome_line(outcome))
     if failed:
-        raise RunFailed(f"{len(failed)} of {len(configs)} runs failed (logs under {results / SWEEPS}); "
-                        "sweep again to resume them")
+        raise RunFailed(f"{failed} of {len(configs)} runs failed (logs under {results / SWEEPS}); sweep again to resume them")
 
 
 @cli.command()
@@ -298,10 +265,8 @@ def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder (default: RESULTS/report).")
 @one_line_errors
 def report(results, out) -> None:
-    """Tables (Markdown, CSV, LaTeX) and plots from the runs' files: accuracy with CIs next to the
-    published numbers, paired differences, runtime and memory."""
+    """Tables (Markdown, CSV, LaTeX) and plots of the runs: accuracy beside published numbers, differences, time, memory."""
     from bench.report.build import build_report
-    from bench.results.runfolder import report_dir
 
     path = build_report(Path(results), Path(out) if out else report_dir(Path(results)))
     click.echo(f"report written to {path}")
@@ -320,12 +285,10 @@ def data_verify(data_root) -> None:
     what mini-ImageNet holds) against its checksums; lists what is missing or corrupt."""
     from bench.data.datasets import verify_all
     from bench.data.storage import resolve_root
-    from bench.errors import DataError
 
     result = verify_all(resolve_root(data_root))
-    for kind, lines in (("note", result.notes), ("missing", result.missing), ("corrupt", result.corrupt)):
-        for line in lines:
-            click.echo(f"{kind}: {line}")
+    for text in verification_lines(result):
+        click.echo(text)
     if not result.ok:
         raise DataError(f"data check failed: {len(result.missing)} missing, {len(result.corrupt)} corrupt")
     click.echo(f"ok: {result.checked or 'nothing on disk'} match their checksums")
@@ -356,8 +319,9 @@ def plot_shifts(run_dir, task_seed) -> None:
     into the run folder's plots/, where `report` finds them."""
     from bench.data.storage import resolve_root
     from bench.engine.reevaluate import draw_pictures
+    from bench.engine.runconfig import open_run
 
-    folder, config = open_run(run_dir)
+    folder, config = open_run(run_dir, method_class)
     for path in draw_pictures(folder, config, resolve_root(None), task_seed):
         click.echo(f"wrote {path}")
 
@@ -369,18 +333,13 @@ def plot_shifts(run_dir, task_seed) -> None:
 def demo(data_root, out) -> None:
     """Every method on omniglot-5w1s with the short `demo` profile, then a comparison table."""
     from bench.data.storage import resolve_root
-    from bench.data.tasks import get_task
     from bench.engine.run import run as run_one
-    from bench.report.console import demo_table
+    from bench.engine.runconfig import CommandLine
+    from bench.engine.sweep.plan import grid_configs
     from methods import METHODS
 
-    task = "omniglot-5w1s"
-    summaries = []
-    for name in METHODS:
-        if get_task(task).kind in METHODS.get(name).kinds:
-            config = resolve_config(name, task, 0, "demo", None, (), None)
-            summaries.append(run_one(config, resolve_root(data_root), Path(out)).summary())
-    click.echo(demo_table(task, summaries))
+    configs = grid_configs([METHODS.get(n) for n in METHODS], ["omniglot-5w1s"], [0], [{}], CommandLine("demo"), warn)
+    click.echo(demo_table("omniglot-5w1s", [run_one(c, resolve_root(data_root), Path(out)).summary() for c in configs]))
 
 
 if __name__ == "__main__":

@@ -132,6 +132,16 @@ def parse_assignments(items: tuple[str, ...] | list[str]) -> dict:
     return out
 
 
+def parse_list(text: str | None, convert=str) -> list:
+    """A comma-separated option's values; ``[None]`` where it was not given (one variant: the config's)."""
+    if text is None:
+        return [None]
+    try:
+        return [convert(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"cannot read the list '{text}'") from None
+
+
 def parse_grid(items: tuple[str, ...] | list[str]) -> list[dict]:
     """Every combination of ``["method.inner_lr=0.01,0.03", "train.lr=[0.001]"]`` as nested override
     dicts, in order (the last key varies fastest). A value list is either comma-separated or a

@@ -19,6 +19,10 @@ class RunFailed(UserError):
     exit_code = 4
 
 
+class RunInterrupted(RunFailed):
+    """A run stopped by SIGINT or SIGTERM, resumable from its last checkpoint."""
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first non-empty line of an exception's message (or its type), for a one-line error."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]

@@ -7,14 +7,14 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CSN_BENCH_CACHE", str(REPO / ".cache" / "tests"))
 
 DATA_FIXTURES = {"data_root", "omniglot"}
-HEAVY_FIXTURES = {"ray_cluster", "compiler", "uninterrupted_short_run"}
+HEAVY_FIXTURES = {"ray_cluster", "compiler", "uninterrupted_short_run", "concurrent_runs"}
 
 
 def pytest_collection_modifyitems(items):
     """Markers derived from the fixtures a test requests, never written by hand (a hand-written
     marker could lie): ``slow`` uses the real Omniglot data, ``heavy`` starts a Ray cluster,
-    compiles with torch.compile, or signals many short runs in subprocesses (a minute or more
-    without any data)."""
+    compiles with torch.compile, signals many short runs in subprocesses or starts several runs at
+    once (``concurrent_runs``): each a minute or more on two cores without any data."""
     for item in items:
         for marker in ("slow", "heavy"):
             if item.get_closest_marker(marker) is not None:
@@ -46,6 +46,12 @@ def omniglot(data_root):
     from bench.data.omniglot import load_omniglot
 
     return load_omniglot(data_root, 28, download=False)
+
+
+@pytest.fixture
+def concurrent_runs(tmp_path) -> Path:
+    """The results folder of a test that starts several runs at once, each in a process of its own."""
+    return tmp_path
 
 
 @pytest.fixture(autouse=True)

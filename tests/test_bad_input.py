@@ -168,17 +168,17 @@ def test_folders_claimed_at_the_same_moment_are_distinct_and_each_indexed(tmp_pa
         assert sorted(index) == sorted(names)
 
 
-def test_two_runs_started_together_get_two_folders_and_two_index_rows(tmp_path):
+def test_two_runs_started_together_get_two_folders_and_two_index_rows(concurrent_runs):
     import subprocess
     import sys
     from pathlib import Path
 
     repo = Path(__file__).resolve().parent.parent
-    args = [sys.executable, "cli.py", *RUN, "--set", "eval.episodes=2", "--out", str(tmp_path)]
+    args = [sys.executable, "cli.py", *RUN, "--set", "eval.episodes=2", "--out", str(concurrent_runs)]
     procs = [subprocess.Popen(args, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
     assert all(p.wait(timeout=300) == 0 for p in procs)
-    assert len(list((tmp_path / "runs").iterdir())) == 2
-    assert len((tmp_path / "index.jsonl").read_text().splitlines()) == 2
+    assert len(list((concurrent_runs / "runs").iterdir())) == 2
+    assert len((concurrent_runs / "index.jsonl").read_text().splitlines()) == 2
 
 
 def test_user_errors_are_one_line_even_when_a_library_says_more(tmp_path, monkeypatch):

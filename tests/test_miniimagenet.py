@@ -113,8 +113,10 @@ def test_missing_data_and_missing_images_are_one_line_errors(tmp_path):
 BACKBONE_CASES = [
     ("protonet", {"backbone": "conv4-64-max"}),
     ("protonet", {"backbone": "resnet12"}),
-    ("maml", {"backbone": "conv4-32-max"}),
-    ("maml", {"backbone": "resnet12"}),
+    # One inner step in training and at test: the shapes are the question, and ten steps through a
+    # ResNet-12 at 84 px would make this the slowest of the fast tests.
+    ("maml", {"backbone": "conv4-32-max", "inner_steps": 1, "eval_inner_steps": 1}),
+    ("maml", {"backbone": "resnet12", "inner_steps": 1, "eval_inner_steps": 1}),
     ("csn", {"architecture": "conv4"}),
     ("csn", {"architecture": "adaresnet"}),
 ]

@@ -29,18 +29,18 @@ def episodes_by_config(out: Path) -> dict:
     return found
 
 
-def test_parallel_sweep_gives_the_sequential_results_and_a_failure_ends_only_its_run(tmp_path):
-    sequential = invoke(*GRID, "--seeds", "0,1", "--set", "method.inner_lr=0.01", "--out", tmp_path / "one")
+def test_parallel_sweep_gives_the_sequential_results_and_a_failure_ends_only_its_run(concurrent_runs):
+    sequential = invoke(*GRID, "--seeds", "0,1", "--set", "method.inner_lr=0.01", "--out", concurrent_runs / "one")
     assert sequential.exit_code == 0, sequential.output
-    parallel = invoke(*GRID, "--seeds", "0,1", "--grid", "method.inner_lr=0.01,1e30", "--jobs", "2", "--out", tmp_path / "two")
+    parallel = invoke(*GRID, "--seeds", "0,1", "--grid", "method.inner_lr=0.01,1e30", "--jobs", "2", "--out", concurrent_runs / "two")
     assert parallel.exit_code == 4, parallel.output  # the diverging setting fails; the others run
     assert parallel.output.count("ran      maml") == 2 and parallel.output.count("failed   maml") == 2
     assert "the training loss became" in parallel.output
     assert parallel.output.strip().splitlines()[-1].startswith("error: 2 of 4 runs failed")
-    assert episodes_by_config(tmp_path / "two") == episodes_by_config(tmp_path / "one")
-    logs = list((tmp_path / "two" / "sweeps").glob("*/*.log"))
+    assert episodes_by_config(concurrent_runs / "two") == episodes_by_config(concurrent_runs / "one")
+    logs = list((concurrent_runs / "two" / "sweeps").glob("*/*.log"))
     assert len(logs) == 4 and all("-m bench.engine.sweep.worker" in log.read_text().splitlines()[0] for log in logs)
-    again = invoke(*GRID, "--seeds", "0,1", "--grid", "method.inner_lr=0.01", "--jobs", "2", "--out", tmp_path / "two")
+    again = invoke(*GRID, "--seeds", "0,1", "--grid", "method.inner_lr=0.01", "--jobs", "2", "--out", concurrent_runs / "two")
     assert again.exit_code == 0 and again.output.count("finished ") == 2
 
 
@@ -62,16 +62,20 @@ def test_an_executor_is_a_class_and_one_registration(tmp_path, monkeypatch):
     one_line_error(invoke(*GRID, "--executor", "rey", "--out", tmp_path), 2, "unknown executor 'rey' (did you mean 'ray'?)")
 
 
-def test_bench_jobs_times_concurrent_copies(tmp_path):
+def test_bench_jobs_times_concurrent_copies(concurrent_runs):
     result = invoke("bench", "--method", "maml", "--task", "sinusoid-5s", "--profile", "smoke", "--set", "method.inner_lr=0.01",
-                    "--iterations", 3, "--warmup", 1, "--jobs", "1,2", "--out", tmp_path)
+                    "--iterations", 3, "--warmup", 1, "--jobs", "1,2", "--out", concurrent_runs)
     assert result.exit_code == 0, result.output
-    (record,) = (tmp_path / "bench").glob("*.json")
+    (record,) = (concurrent_runs / "bench").glob("*.json")
     rows = json.loads(record.read_text())["rows"]
     assert [r["variant"] for r in rows] == ["jobs=1", "jobs=2"] and [r["jobs"] for r in rows] == [1, 2]
     assert all(r["iterations_per_second"] > 0 for r in rows)
-    one_line_error(invoke("bench", "--method", "maml", "--task", "sinusoid-5s", "--jobs", "0", "--out", tmp_path), 2,
-                   "--jobs takes numbers from 1 to 64")
+
+
+@pytest.mark.parametrize("jobs", ["0", "65", ",", "1,x"])
+def test_bench_jobs_outside_1_to_64_is_a_one_line_error(tmp_path, jobs):
+    expected = "cannot read the list" if "x" in jobs else "--jobs takes numbers from 1 to 64"
+    one_line_error(invoke("bench", "--method", "maml", "--task", "sinusoid-5s", "--jobs", jobs, "--out", tmp_path), 2, expected)
 
 
 def test_captured_steps_are_refused_where_they_cannot_be_captured(tmp_path):

@@ -22,7 +22,7 @@ from bench.engine.runconfig import RunConfig
 from bench.engine.setup import load_weights, set_up
 from bench.engine.tensorboard import TensorBoardMirror
 from bench.engine.train import Trainer, improves
-from bench.errors import RunFailed, UserError, first_line
+from bench.errors import RunFailed, RunInterrupted, UserError, first_line
 from bench.results.runfolder import RunFolder
 from bench.results.summary import Budget, RunSummary
 
@@ -108,7 +108,7 @@ def run(
 
     With ``resume``, continues the run in that folder from its last state checkpoint (or from
     the start, where none was written); with ``tensorboard``, mirrors the curves into the run
-    folder. SIGINT or SIGTERM in any phase ends the run as ``interrupted`` (``RunFailed``, exit 4).
+    folder. SIGINT or SIGTERM in any phase ends the run as ``interrupted`` (``RunInterrupted``, exit 4).
     """
     with Signals() as signals:
         session, folder = None, resume
@@ -131,9 +131,9 @@ def run(
                 session.finish()
         except Interrupted as exc:
             if session is None:
-                raise RunFailed(f"interrupted by {exc} before the run folder was made; nothing was written") from None
+                raise RunInterrupted(f"interrupted by {exc} before the run folder was made; nothing was written") from None
             folder.write_status("interrupted", session.checkpointed, phase=session.phase)
-            raise RunFailed(
+            raise RunInterrupted(
                 f"interrupted by {exc} while {session.phase} (resumable from iteration {session.checkpointed}); "
                 f"continue with: cli.py run --resume {folder.path}"
             ) from None

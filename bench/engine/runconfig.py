@@ -8,12 +8,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-from bench.config import build, load_yaml, merge, short, to_dict
+from bench.config import build, load_yaml, merge, parse_assignments, short, to_dict
 from bench.data.episodes import Seeds
 from bench.data.tasks import get_task
 from bench.errors import UserError
 from bench.interface.method import Method
 from bench.interface.task import TaskSpec
+from bench.results.runfolder import RunFolder
 from bench.registry import unknown_name
 
 
@@ -191,6 +192,25 @@ def resolve(
     return config
 
 
+@dataclass(frozen=True)
+class CommandLine:
+    """What a command line chose for its runs: a profile, a config file, ``--set`` assignments,
+    and the seed and device where given (None: the config's own)."""
+
+    profile: str = "quick"
+    config_file: str | None = None
+    assignments: tuple[str, ...] = ()
+    seed: int | None = None
+    device: str | None = None
+
+    def config(self, method_cls: type[Method], task: str, point: dict | None = None, extra: tuple[str, ...] = ()) -> RunConfig:
+        """The run config of ``method_cls`` on ``task``; ``point`` (a sweep's grid values) and
+        ``extra`` assignments come on top of ``--set``, the seed and device on top of all."""
+        overrides = merge(parse_assignments((*self.assignments, *extra)), point or {})
+        given = {k: v for k, v in {"seed": self.seed, "device": self.device}.items() if v is not None}
+        return resolve(method_cls, task, self.profile, self.config_file, merge(overrides, given))
+
+
 # The largest counts accepted: far above any protocol, low enough that nothing built from them
 # (episode lists, per-iteration rows) can exhaust memory before training starts.
 MAX_EPISODES = 100_000
@@ -239,3 +259,9 @@ def from_record(record: dict, method_class: Callable[[str], type[Method]], where
     except (KeyError, TypeError):
         raise UserError(f"{where} does not hold a run config") from None
     return resolve(method_class(method), task, profile, None, settings)
+
+
+def open_run(path: str, method_class: Callable[[str], type[Method]]) -> tuple[RunFolder, RunConfig]:
+    """The run folder at ``path`` and the config it was made with."""
+    folder = RunFolder(path)
+    return folder, from_record(folder.read_config(), method_class, str(folder.path))

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from bench.engine.runconfig import RunConfig
+from bench.errors import UserError
 
 
 def time_training(config: RunConfig, data_root: Path, iterations: int, warmup: int, barrier=None,
@@ -127,6 +128,8 @@ def bench_variants(variants: list[tuple[str, RunConfig, int]], data_root: Path, 
 def variant_grid(values: dict[str, list], jobs_levels: list[int]) -> list[tuple[str, list[str], int]]:
     """Every combination of the values compared (``None``: the key is left as configured) and of
     the copies run at once: (label, ``--set`` assignments, copies)."""
+    if not jobs_levels or any(n is None or not 1 <= n <= 64 for n in jobs_levels):
+        raise UserError(f"--jobs takes numbers from 1 to 64, got {','.join(map(str, jobs_levels)) or 'none'}")
     variants = []
     for combination in itertools.product(*values.values()):
         extra = [f"{key}={value}" for key, value in zip(values, combination) if value is not None]

@@ -53,6 +53,12 @@ def bench_table(record: dict, method: str, task: str) -> str:
     return "\n".join(lines)
 
 
+def verification_lines(result) -> list[str]:
+    """``data verify``: a line per note, missing and corrupt file of a ``Verification``."""
+    return [f"{kind}: {line}" for kind, lines in (("note", result.notes), ("missing", result.missing),
+                                                  ("corrupt", result.corrupt)) for line in lines]
+
+
 def demo_table(task: str, summaries: list) -> str:
     """``demo``'s comparison of the runs' summaries (``RunSummary``)."""
     lines = [f"\n{task}, demo profile (short training: not the paper numbers)",
@@ -63,11 +69,14 @@ def demo_table(task: str, summaries: list) -> str:
     return "\n".join(lines)
 
 
-def listing(methods: list[tuple[str, frozenset, str, list[str]]], tasks: list, backbones: list[str]) -> str:
+def listing(methods: list[type], tasks: list, backbones: list[str]) -> str:
     """``list``: each method (name, task kinds, first docstring line, profiles), task and backbone."""
+    from bench.engine.runconfig import profiles
+
     lines = ["methods:"]
-    for name, kinds, doc, profiles in methods:
-        lines += [f"  {name:12s} {', '.join(sorted(kinds))}  {doc}", f"  {'':12s} profiles: {', '.join(profiles)}"]
+    for m in methods:
+        doc = ((m.__doc__ or "").strip().splitlines() or [""])[0]
+        lines += [f"  {m.name:12s} {', '.join(sorted(m.kinds))}  {doc}", f"  {'':12s} profiles: {', '.join(profiles(m))}"]
     lines.append("tasks:")
     for t in tasks:
         shape = f"{t.ways}-way {t.shots}-shot" if t.kind == "classification" else f"{t.shots}-shot regression"

@@ -102,17 +102,22 @@ def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def _wrong(record: dict, key: str, what: str) -> SummaryError:
+    """The error for a field that is not ``what`` (or is missing)."""
+    return SummaryError(f"field '{key}' must be {what}, not {_kind(record[key])}" if key in record else f"lacks '{key}'")
+
+
 def _text(record: dict, key: str, default: str | None = None) -> str:
     value = record.get(key, default)
     if not isinstance(value, str):
-        raise SummaryError(f"field '{key}' must be text, not {_kind(value)}" if key in record else f"lacks '{key}'")
+        raise _wrong(record, key, "text")
     return value
 
 
 def _int(record: dict, key: str, low: int | None = 0) -> int:
     value = record.get(key)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SummaryError(f"field '{key}' must be an integer, not {_kind(value)}" if key in record else f"lacks '{key}'")
+        raise _wrong(record, key, "an integer")
     if low is not None and value < low:
         raise SummaryError(f"field '{key}' must be at least {low}, not {value}")
     return value
@@ -124,7 +129,7 @@ def _number(record: dict, key: str, finite: bool = True, optional: bool = False)
     if value is None and optional and key not in record:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SummaryError(f"field '{key}' must be a number, not {_kind(value)}" if key in record else f"lacks '{key}'")
+        raise _wrong(record, key, "a number")
     if finite and not (math.isfinite(value) and value >= 0):
         raise SummaryError(f"field '{key}' must be a finite number of at least 0, not {value}")
     return float(value)

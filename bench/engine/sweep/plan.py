@@ -1,14 +1,32 @@
-"""A sweep's plan: which configs of a grid are finished in the results folder, which resume an
-interrupted run there, and which start afresh."""
+"""A sweep's plan: the configs of a grid, which of them are finished in the results folder, which
+resume an interrupted run there and which start afresh; and a job's outcome from its worker's report."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
-from bench.engine.runconfig import RunConfig
+from bench.data.tasks import get_task
+from bench.engine.runconfig import CommandLine, RunConfig
 from bench.errors import UserError
+from bench.interface.method import Method
 from bench.results.runfolder import RunFolder, config_digest, run_folders
+
+
+def grid_configs(methods: list[type[Method]], tasks: list[str], seeds: list[int], points: list[dict], line: CommandLine,
+                 skipped: Callable[[str], None]) -> list[RunConfig]:
+    """The configs of tasks x methods x grid points x seeds; a method that does not support a
+    task's kind is left out of it (``skipped`` says so)."""
+    configs = []
+    for task in tasks:
+        kind = get_task(task).kind
+        for method in methods:
+            if kind not in method.kinds:
+                skipped(f"skipping {method.name} on {task}: it does not support {kind} tasks")
+                continue
+            configs += [replace(line, seed=seed).config(method, task, point) for point in points for seed in seeds]
+    return configs
 
 
 def scan_runs(out: Path) -> tuple[dict[str, RunFolder], dict[str, RunFolder]]:
@@ -35,6 +53,16 @@ class Outcome:
     what: str
     folder: RunFolder | None = None
     error: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a job's worker reported: ``complete``, ``interrupted`` or ``failed``, the run folder
+    it ran in (None where it never made one) and its error line."""
+
+    status: str
+    folder: str | None
+    error: str
 
 
 @dataclass(frozen=True)
@@ -75,10 +103,11 @@ def resumable_folder(config: RunConfig, out: Path) -> RunFolder | None:
     return scan_runs(out)[1].get(config_digest(config.to_dict()))
 
 
-def outcome_of(job: Job, out: Path, status: str, error: str) -> Outcome:
-    """A job's outcome from what its run reported (``complete`` or anything else, with the error)
-    and the complete run folder under ``out``."""
-    folder = scan_runs(out)[0].get(config_digest(job.config.to_dict()))
-    if status == "complete" and folder is not None:
+def outcome_of(job: Job, report: Report) -> Outcome:
+    """A job's outcome from what its worker reported: ``ran`` or ``resumed`` only where it says
+    ``complete`` and the run folder it names is."""
+    folder = RunFolder(report.folder) if report.folder else None
+    if report.status == "complete" and folder is not None and folder.is_complete():
         return Outcome(job.config, "resumed" if job.resumes else "ran", folder)
-    return Outcome(job.config, "failed", folder, error)
+    error = report.error or f"the worker reported '{report.status}' but {report.folder} holds no finished run"
+    return Outcome(job.config, "failed", None, error)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from bench.engine.sweep.executor import Executor
 from bench.engine.sweep.plan import Job, Outcome, outcome_of
-from bench.engine.sweep.worker import outcome_path, read_outcome, write_job
+from bench.engine.sweep.worker import Report, outcome_path, read_outcome, write_job
 from bench.results.runfolder import sweep_log_dir
 
 CODE_ROOT = Path(__file__).resolve().parents[3]  # where ``python -m bench...`` finds this code
@@ -47,9 +47,9 @@ def child_env(threads: int, gpu: str | None) -> dict[str, str]:
     return env
 
 
-def run_child(job: Job, out: Path, data_root: Path, log_dir: Path, env: dict[str, str]) -> tuple[str, str]:
-    """Runs (or resumes) ``job`` in a worker process; returns the status it reported and its
-    error line (``killed by signal N`` where it reported none).
+def run_child(job: Job, out: Path, data_root: Path, log_dir: Path, env: dict[str, str]) -> Report:
+    """Runs (or resumes) ``job`` in a worker process; returns what it reported (``failed`` with
+    ``killed by signal N`` where it reported nothing).
 
     Its output goes to ``log_dir/<job>.log``, which begins with the command (to rerun it by hand).
     """
@@ -64,8 +64,8 @@ def run_child(job: Job, out: Path, data_root: Path, log_dir: Path, env: dict[str
         code = subprocess.call(command, stdout=log, stderr=log, env={**os.environ, **env}, preexec_fn=_die_with_parent)
     reported = read_outcome(job_file)
     if reported is None:
-        return "failed", f"killed by signal {-code}" if code < 0 else f"exit code {code} without an outcome"
-    return reported["status"], str(reported.get("error") or "")
+        return Report("failed", None, f"killed by signal {-code}" if code < 0 else f"exit code {code} without an outcome")
+    return reported
 
 
 class ChildProcesses(Executor):
@@ -85,7 +85,7 @@ class ChildProcesses(Executor):
         counts = {"running": 0, "failed": 0}
         lock = threading.Lock()
 
-        def one(job: Job) -> tuple[str, str]:
+        def one(job: Job) -> Report:
             gpu = slots.get()
             with lock:
                 counts["running"] += 1
@@ -100,7 +100,7 @@ class ChildProcesses(Executor):
         with bar, ThreadPoolExecutor(max_workers=self.jobs) as pool:
             futures = {pool.submit(one, job): job for job in jobs}
             for future in as_completed(futures):
-                outcome = outcome_of(futures[future], out, *future.result())
+                outcome = outcome_of(futures[future], future.result())
                 with lock:
                     counts["failed"] += outcome.what == "failed"
                     bar.set_postfix(running=counts["running"], failed=counts["failed"])

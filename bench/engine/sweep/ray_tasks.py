@@ -13,6 +13,7 @@ from tqdm import tqdm
 from bench.engine.sweep.executor import Executor
 from bench.engine.sweep.plan import Job, Outcome, outcome_of
 from bench.engine.sweep.processes import CODE_ROOT, child_env, run_child
+from bench.engine.sweep.worker import Report
 from bench.errors import UserError
 from bench.results.runfolder import sweep_log_dir
 
@@ -20,14 +21,14 @@ from bench.results.runfolder import sweep_log_dir
 RAY_EXCLUDES = ["/.venv/", "/.git/", "/results/", "/.cache/", "/data/", "__pycache__/", "/.pytest_cache/", "/.hypothesis/", "/.ruff_cache/"]
 
 
-def ray_task(job: Job, out: str, data_root: str, log_dir: str, threads: int) -> tuple[str, str]:
+def ray_task(job: Job, out: str, data_root: str, log_dir: str, threads: int) -> Report:
     """One job as a Ray task. A failure raises, so that Ray retries the task; the retry resumes
     the run's checkpoint (the job is planned afresh there, so it finds the interrupted folder)."""
     retry = Job(job.index, job.config, True)  # resuming where no folder waits starts afresh
-    status, error = run_child(retry, Path(out), Path(data_root), Path(log_dir), child_env(threads, None))
-    if status != "complete":
-        raise RuntimeError(f"{job.name}: {error}")
-    return status, error
+    report = run_child(retry, Path(out), Path(data_root), Path(log_dir), child_env(threads, None))
+    if report.status != "complete":
+        raise RuntimeError(f"{job.name}: {report.error}")
+    return report
 
 
 class RayTasks(Executor):
@@ -72,10 +73,10 @@ class RayTasks(Executor):
                 for ref in ready:
                     job = pending.pop(ref)
                     try:
-                        status, error = ray.get(ref)
+                        report = ray.get(ref)
                     except Exception as exc:  # the task failed on every retry
-                        status, error = "failed", str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
-                    outcome = outcome_of(job, out, status, error)
+                        report = Report("failed", None, str(exc).splitlines()[-1] if str(exc) else type(exc).__name__)
+                    outcome = outcome_of(job, report)
                     failed += outcome.what == "failed"
                     bar.set_postfix(pending=len(pending), failed=failed)
                     bar.update(1)

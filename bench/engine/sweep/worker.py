@@ -10,11 +10,13 @@ reads of a worker; what the run prints goes to the job's log, for people.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 from bench.engine.runconfig import RunConfig
-from bench.errors import UserError, first_line
+from bench.engine.sweep.plan import Report, resumable_folder
+from bench.errors import RunInterrupted, UserError, first_line
 from bench.files import read_json, write_json
 from bench.interface.method import Method
 from bench.registry import class_path, import_class
@@ -29,20 +31,21 @@ def outcome_path(job: Path) -> Path:
     return job.with_name(job.name.removesuffix(".job.json") + ".outcome.json")
 
 
-def read_outcome(job: Path) -> dict | None:
-    """The outcome a worker wrote for ``job``, or None where it wrote none (it was killed)."""
+def read_outcome(job: Path) -> Report | None:
+    """What a worker reported for ``job``, or None where it wrote nothing readable (it was killed)."""
     try:
         outcome = read_json(outcome_path(job))
-    except (OSError, ValueError):
+        report = Report(outcome["status"], outcome["folder"], outcome["error"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return outcome if isinstance(outcome, dict) and isinstance(outcome.get("status"), str) else None
+    types_ok = isinstance(report.status, str) and isinstance(report.error, str) and isinstance(report.folder, (str, type(None)))
+    return report if types_ok else None
 
 
 def work(job: Path) -> int:
     """Runs ``job``; returns the exit code (0, or the error's as the CLI gives it)."""
     from bench.engine.run import late_signals_ignored, run
     from bench.engine.runconfig import from_record
-    from bench.engine.sweep.plan import resumable_folder
 
     status, folder, error, code = "failed", None, "", 1
     try:
@@ -56,11 +59,11 @@ def work(job: Path) -> int:
         status, code = "complete", 0
     except UserError as exc:
         error, code = " ".join(str(exc).splitlines()), exc.exit_code
-        status = "interrupted" if error.startswith("interrupted") else "failed"
+        status = "interrupted" if isinstance(exc, RunInterrupted) else "failed"
     except (OSError, ValueError, KeyError, TypeError) as exc:  # an unreadable job file
         error = f"cannot read the job {job}: {first_line(exc)}"
     print(f"error: {error}" if error else f"run complete: {folder}", file=sys.stderr)
-    write_json(outcome_path(job), {"status": status, "folder": str(folder) if folder else None, "error": error})
+    write_json(outcome_path(job), dataclasses.asdict(Report(status, str(folder) if folder else None, error)))
     return code
 
 
