@@ -261,6 +261,25 @@ def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per
 
 
 @cli.command()
+@click.option("--tasks", "task_names", default="ptb-5w1s,ptb-5w2s,ptb-5w3s", show_default=True, help="Comma-separated PTB tasks.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="A setting of the language model, e.g. epochs=6 (bench/engine/oracle.py: OracleSettings).")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None, help="torch threads (default: torch's).")
+@data_root_option
+@out_option
+@one_line_errors
+def oracle(task_names, assignments, threads, data_root, out) -> None:
+    """The PTB tasks' upper bound: an LSTM language model that sees every word, on the tasks' test episodes."""
+    from bench.config import parse_assignments
+    from bench.data.storage import resolve_root
+    from bench.engine.oracle import run_oracle, settings_from
+
+    settings = settings_from(parse_assignments(assignments))
+    for folder in run_oracle(listed("--tasks", task_names), resolve_root(data_root), Path(out), settings, threads, warn):
+        click.echo(summary_line(folder))
+
+
+@cli.command()
 @click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True, help="Results folder to read.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder (default: RESULTS/report).")
 @one_line_errors

@@ -9,22 +9,24 @@ import torch
 from helpers import invoke, one_line_error
 
 from bench.data.episodes import PyRandomStream, eval_episodes
-from bench.data.ptb import (BLANK, FILES, PAD, UNK, Vocabulary, blanked_window, ptb_sources, read_corpus,
-                            read_split_files, word_split)
+from bench.data.ptb import (BLANK, FILES, PAD, SPLIT_SHA256, TEST_WORDS, UNK, VALIDATION_WORDS, Vocabulary,
+                            blanked_window, ptb_sources, read_corpus, read_test_words, split_digest, word_split)
 from bench.data.tasks import get_task
 from bench.errors import DataError
 
 TASK = get_task("ptb-5w1s")
 
 
-def write_corpus(root, words=120, seed=1):
-    """``ptb.{train,valid,test}.txt`` of random sentences over ``words`` words and ``<unk>``."""
+def write_corpus(root, words=700, test_words=60, seed=1):
+    """``ptb.{train,valid,test}.txt`` of random sentences over ``words`` words and ``<unk>``, and
+    a test-word list of every ``words // test_words``-th word (the validation words need 500 more)."""
     rng = random.Random(seed)
     vocabulary = [f"w{i:03d}" for i in range(words)] + ["<unk>"]
-    (root / "ptb").mkdir(parents=True, exist_ok=True)
+    (root / "ptb" / TEST_WORDS.parent).mkdir(parents=True, exist_ok=True)
     for name, n in (("ptb.train.txt", 600), ("ptb.valid.txt", 300), ("ptb.test.txt", 300)):
         lines = (" ".join(rng.choice(vocabulary) for _ in range(rng.randint(5, 25))) for _ in range(n))
         (root / "ptb" / name).write_text("".join(f" {line} \n" for line in lines))
+    (root / "ptb" / TEST_WORDS).write_text("".join(f"{w}\n" for w in vocabulary[:words:words // test_words][:test_words]))
     return root
 
 
@@ -38,28 +40,59 @@ def sources(corpus):
     return ptb_sources(corpus, TASK.vocabulary, TASK.sequence_length)
 
 
-def test_word_split_is_disjoint_covers_the_vocabulary_and_follows_the_seed():
-    vocabulary = [f"w{i}" for i in range(200)] + ["<unk>"]
-    split = word_split(vocabulary)
-    assert [len(split[k]) for k in ("train", "val", "test")] == [170, 10, 20]
+def test_word_split_keeps_the_test_words_and_draws_disjoint_validation_words_with_the_seed():
+    vocabulary = [f"w{i}" for i in range(700)] + ["<unk>"]
+    test = vocabulary[:50]
+    split = word_split(vocabulary, test)
+    assert [len(split[k]) for k in ("train", "val", "test")] == [150, VALIDATION_WORDS, 50]
+    assert split["test"] == sorted(test)
     assert set(split["train"]) | set(split["val"]) | set(split["test"]) == set(vocabulary) - {"<unk>"}
     assert not set(split["train"]) & set(split["test"]) and not set(split["train"]) & set(split["val"])
     assert not set(split["val"]) & set(split["test"])
-    assert word_split(list(reversed(vocabulary))) == split  # order of first appearance does not matter
-    assert word_split(vocabulary, seed=1) != split
+    assert word_split(list(reversed(vocabulary)), test) == split  # order of first appearance does not matter
+    assert word_split(vocabulary, test, seed=1)["val"] != split["val"]
+    with pytest.raises(DataError, match="1 of the test words are not in the training file's vocabulary .first: 'zebra'"):
+        word_split(vocabulary, [*test, "zebra"])
+    with pytest.raises(DataError, match="only 450 words besides the test words"):
+        word_split(vocabulary[:500], test)
 
 
-def test_the_committed_split_files_are_disjoint_and_sized_as_the_task_says():
-    split = read_split_files()
+def test_the_real_split_is_the_papers_test_words_and_its_20_query_episodes_use_the_words_that_have_them(data_root):
+    """Done when of the PTB issue: the test classes are exactly the paper's words with enough
+    sentences in the test file (195 / 172 / 154 at 1 / 2 / 3 shots and 4 queries), the training
+    words are disjoint from them, and the split is the digest the code was written for."""
+    words, _ = read_test_words(data_root)
+    sources = ptb_sources(data_root, TASK.vocabulary, TASK.sequence_length)
+    train, val, test = (set(sources[k].vocabulary.words) for k in ("train", "val", "test"))
+    assert train == val == test  # one vocabulary: the training words and the three special tokens
+    corpus = {k: [line.split() for line in (data_root / "ptb" / FILES[k]).read_text().splitlines()] for k in FILES}
+    split = word_split([w for line in corpus["train"] for w in line], words)
+    assert split_digest(split) == SPLIT_SHA256 and split["test"] == sorted(words) and len(words) == 1000
     assert [len(split[k]) for k in ("train", "val", "test")] == [8498, 500, 1000]
-    assert not set(split["train"]) & (set(split["val"]) | set(split["test"]))
-    assert not set(split["val"]) & set(split["test"])
-    assert len(Vocabulary(split["train"])) == TASK.vocabulary
+    assert not set(split["train"]) & set(words) and len(Vocabulary(split["train"])) == TASK.vocabulary
+    counts = {w: sum(w in line for line in corpus["test"]) for w in words}
+    for shots, expected in ((1, 195), (2, 172), (3, 154)):
+        task = get_task(f"ptb-5w{shots}s")
+        assert task.ways * task.queries == 20
+        eligible = sources["test"].eligible(shots + task.queries)
+        assert eligible == sorted(w for w, n in counts.items() if n >= shots + 4) and len(eligible) == expected
 
 
-def test_the_committed_split_is_the_seed_0_split_of_the_real_training_file(data_root):
-    words = [w for line in (data_root / "ptb" / FILES["train"]).read_text().splitlines() for w in line.split()]
-    assert word_split(words) == read_split_files()
+def test_the_test_words_file_is_checked(tmp_path, data_root):
+    root = write_corpus(tmp_path / "generated")
+    (root / "ptb" / TEST_WORDS).write_text("w000\nw001\nw000\n")
+    with pytest.raises(DataError, match="lists 3 words, 2 of them distinct"):
+        ptb_sources(root, TASK.vocabulary, TASK.sequence_length)
+    (root / "ptb" / TEST_WORDS).unlink()
+    with pytest.raises(DataError, match="PTB test words not found at .*Appendix D"):
+        ptb_sources(root, TASK.vocabulary, TASK.sequence_length)
+    official = tmp_path / "official"  # the real corpus with another list of test words
+    (official / "ptb" / TEST_WORDS.parent).mkdir(parents=True)
+    for name in FILES.values():
+        (official / "ptb" / name).symlink_to(data_root / "ptb" / name)
+    (official / "ptb" / TEST_WORDS).write_text("the\nof\n")
+    with pytest.raises(DataError, match="is not the paper's list of test words"):
+        ptb_sources(official, TASK.vocabulary, TASK.sequence_length)
 
 
 def test_a_window_is_centred_on_the_first_blank_and_blanks_every_occurrence():
@@ -73,7 +106,7 @@ def test_a_window_is_centred_on_the_first_blank_and_blanks_every_occurrence():
 def test_the_splits_draw_disjoint_words_from_their_own_files(sources, corpus):
     words = {name: set(source.words) for name, source in sources.items()}
     assert not words["train"] & words["test"] and not words["train"] & words["val"] and not words["val"] & words["test"]
-    split = word_split([w for s in sources["train"].sentences for w in s])
+    split = word_split([w for s in sources["train"].sentences for w in s], read_test_words(corpus)[0])
     assert all(words[name] <= set(split[name]) for name in words)
     assert sources["test"].sentences == [line.split() for line in (corpus / "ptb" / FILES["test"]).read_text().splitlines()]
 
@@ -93,7 +126,7 @@ def test_examples_hold_a_blank_at_the_centre_and_never_their_word(sources, split
             assert ids == [UNK] * 5  # held-out words have no token of their own
         for label, word_id in enumerate(ids):
             rows = x[t][y[t] == label]
-            assert rows.shape[0] == 2  # one support and one query sentence
+            assert rows.shape[0] == 1 + TASK.queries  # one support sentence and the task's queries
             if word_id != UNK:
                 assert not (rows == word_id).any()
 
@@ -154,7 +187,7 @@ def test_missing_and_corrupt_files_are_data_errors(tmp_path):
 
 
 def test_a_corpus_larger_than_the_tasks_vocabulary_is_refused(tmp_path):
-    root = write_corpus(tmp_path, words=300)
+    root = write_corpus(tmp_path, words=800)
     with pytest.raises(DataError, match="more than the task's 100"):
         ptb_sources(root, 100, TASK.sequence_length)
 
@@ -177,7 +210,7 @@ def test_verify_names_missing_and_altered_files_and_accepts_the_real_ones(tmp_pa
     (root / "ptb" / FILES["val"]).unlink()
     result = ptb.verify(root)
     assert result.missing == [str(root / "ptb" / FILES["val"])]
-    assert sorted(result.corrupt) == sorted(str(root / "ptb" / FILES[s]) for s in ("train", "test"))
+    assert sorted(result.corrupt) == sorted([*(str(root / "ptb" / FILES[s]) for s in ("train", "test")), str(root / "ptb" / TEST_WORDS)])
     real = ptb.verify(data_root)
-    assert real.ok and real.checked == "the Penn Treebank files"
+    assert real.ok and real.checked == "the Penn Treebank files and the paper's test words"
     assert ptb_sources(data_root, TASK.vocabulary, TASK.sequence_length)["test"].identity["official"]

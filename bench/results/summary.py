@@ -69,6 +69,7 @@ class RunSummary:
     memory: dict | None = None
     load_average_end: float | None = None
     seeds: dict | None = field(default=None)
+    task_version: int = 1  # the task spec's version the run was made with (runs before it was recorded: 1)
 
     @property
     def value(self) -> float:
@@ -92,7 +93,7 @@ class RunSummary:
                   "wall_seconds": self.wall_seconds, "peak_memory_bytes": self.peak_memory_bytes,
                   "peak_memory_kind": self.peak_memory_kind, "memory": self.memory, "device": self.device,
                   "resumed": self.resumed, "status": "complete", "finished": self.finished,
-                  "load_average_end": self.load_average_end, "seeds": self.seeds}
+                  "load_average_end": self.load_average_end, "seeds": self.seeds, "task_version": self.task_version}
         return {k: v for k, v in record.items() if v is not None}
 
 
@@ -203,4 +204,5 @@ def read_summary(record: Any) -> RunSummary:
         model=_section(record, "model"), budget=_budget(record),
         train_cpu_seconds=_number(record, "train_cpu_seconds", optional=True), memory=_section(record, "memory"),
         load_average_end=_number(record, "load_average_end", optional=True), seeds=_section(record, "seeds"),
+        task_version=_int(record, "task_version", low=1) if "task_version" in record else 1,
     )
