@@ -149,6 +149,21 @@ def test_held_out_words_are_unknown_wherever_they_occur(sources):
     assert {vocabulary.encode(w) for w in sources["train"].words} >= {3}
 
 
+def test_the_visible_context_variant_shows_held_out_words_except_where_they_are_blanked(corpus, sources):
+    visible = ptb_sources(corpus, 10_000, TASK.sequence_length, visible_context=True)
+    train_word, test_word = sources["train"].words[0], sources["test"].words[0]
+    for held_out, rule in ((sources, "unk"), (visible, "visible")):
+        vocabulary = held_out["train"].vocabulary
+        context = UNK if rule == "unk" else vocabulary.encode(test_word)
+        assert context != UNK or rule == "unk"
+        assert blanked_window([test_word, train_word, test_word], train_word, vocabulary, 3) == [context, BLANK, context]
+        assert blanked_window([train_word, test_word, test_word], test_word, vocabulary, 3) == [
+            vocabulary.encode(train_word), BLANK, BLANK]
+        assert held_out["test"].identity["held_out_context"] == rule
+    assert len(visible["train"].vocabulary) == len(sources["train"].vocabulary) + VALIDATION_WORDS + len(read_test_words(corpus)[0])
+    assert {w for w in visible["test"].words} == set(sources["test"].words)  # the same classes either way
+
+
 def test_words_too_rare_for_the_episode_shape_are_dropped(sources):
     source = sources["val"]
     counts = {w: len(source.holding[w]) for w in source.words}
@@ -214,3 +229,21 @@ def test_verify_names_missing_and_altered_files_and_accepts_the_real_ones(tmp_pa
     real = ptb.verify(data_root)
     assert real.ok and real.checked == "the Penn Treebank files and the paper's test words"
     assert ptb_sources(data_root, TASK.vocabulary, TASK.sequence_length)["test"].identity["official"]
+
+
+def test_the_gap_script_trains_every_variant_and_keeps_validation_accuracy(corpus, tmp_path):
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "scripts/ptb_gap.py", "--methods", "protonet", "--seeds", "0", "--profile", "smoke",
+                           "--test-episodes", "2", "--data-root", str(corpus), "--out", str(tmp_path)],
+                          cwd=repo, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(open(tmp_path / "ptb_gap.csv")))
+    assert [r["task"] for r in rows] == ["ptb-5w1s", "ptb-5w1s-visible-context", "ptb-5w1s-window-21", "ptb-5w1s-window-81"]
+    assert all(0 <= float(r["best_val"]) <= 1 for r in rows) and "| window-81 | protonet |" in done.stdout
+    windows = {r["task"]: json.loads((tmp_path / "runs" / r["run"] / "config.json").read_text())["task"] for r in rows}
+    assert windows == {r["task"]: r["task"] for r in rows}

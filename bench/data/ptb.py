@@ -235,14 +235,21 @@ def manifest_digest(corpus: dict[str, bytes]) -> str:
     return hashlib.sha256("".join(f"{hashlib.sha256(corpus[s]).hexdigest()}  {FILES[s]}\n" for s in names).encode()).hexdigest()
 
 
+# A task's ``split``: the paper's test words, with held-out words ``<unk>`` as context (the tasks'
+# rule), or with every word's own token as context (only for measuring what that rule changes).
+SPLITS = {"vinyals": False, "vinyals-visible-context": True}
+
+
 def sources(task, root: Path) -> dict[str, SentenceSource]:
-    if task.split != "vinyals":
-        raise UserError(f"task {task.name}: the Penn Treebank's split is 'vinyals' (the paper's test words), not '{task.split}'")
-    return ptb_sources(root, task.vocabulary, task.sequence_length)
+    if task.split not in SPLITS:
+        raise UserError(f"task {task.name}: the Penn Treebank's splits are {', '.join(SPLITS)}, not '{task.split}'")
+    return ptb_sources(root, task.vocabulary, task.sequence_length, visible_context=SPLITS[task.split])
 
 
-def ptb_sources(root: Path, vocabulary_size: int, length: int) -> dict[str, SentenceSource]:
+def ptb_sources(root: Path, vocabulary_size: int, length: int, visible_context: bool = False) -> dict[str, SentenceSource]:
     """The train/val/test sources; each sees only its own words and its own file's sentences.
+    ``visible_context``: held-out words keep their own token where another word is blanked (the
+    vocabulary then holds every word); otherwise they are ``<unk>`` everywhere.
 
     Raises:
         DataError: missing or unreadable files, the official corpus with other test words than
@@ -255,12 +262,13 @@ def ptb_sources(root: Path, vocabulary_size: int, length: int) -> dict[str, Sent
     official = digest == MANIFEST_SHA256
     if official and words_digest != TEST_WORDS_SHA256:
         raise DataError(f"{root / 'ptb' / TEST_WORDS} is not the paper's list of test words (sha256 {words_digest[:12]}...)")
-    identity = {"dataset": DATASET, "manifest_sha256": digest, "official": official, "test_words_sha256": words_digest}
+    identity = {"dataset": DATASET, "manifest_sha256": digest, "official": official, "test_words_sha256": words_digest,
+                "held_out_context": "visible" if visible_context else "unk"}
     sentences = {split: sentences_of(raw, str(root / "ptb" / FILES[split])) for split, raw in corpus.items()}
     split = word_split([w for s in sentences["train"] for w in s], test_words)
     if official and split_digest(split) != SPLIT_SHA256:
         raise DataError("the word split of the official files is not the one this code was written for: the split code changed")
-    vocabulary = Vocabulary(split["train"])
+    vocabulary = Vocabulary(split["train"] + (split["val"] + split["test"] if visible_context else []))
     if len(vocabulary) > vocabulary_size:
         raise DataError(f"the Penn Treebank files under {root / 'ptb'} give {len(vocabulary)} tokens, more than "
                         f"the task's {vocabulary_size}: not Mikolov's 10k-word preprocessing")

@@ -1,0 +1,91 @@
+"""What moves PTB one-shot accuracy: each choice the Matching Networks paper leaves open, measured
+on validation only (issue 23's "explain the gap").
+
+Each variant is ptb-5w1s with one choice changed, registered here under its own name (no task
+YAML: the variants are for this measurement, not for comparisons):
+
+- ``visible-context``: held-out words keep their own token where another word is blanked (the
+  tasks make them ``<unk>`` everywhere);
+- ``window-21`` and ``window-81``: the sentence window around the blank (the tasks use 41 tokens).
+
+The query count is not a variant: every method here scores each query on its own (text-cnn has no
+batch norm, and the report's transductive column says no for every method on PTB), so 4 queries
+per word instead of 1 changes the interval, not what is estimated.
+
+Every variant is trained with each method's ``quick`` profile for each seed; the number kept is
+the best validation accuracy (``summary.json`` ``best_val``, on the variant's 100 validation
+episodes of 20 queries); the test split is scored on only ``--test-episodes`` episodes and never
+read. Writes ``<out>/ptb_gap.csv`` (one row per run) and prints the table of means.
+
+    CSN_BENCH_DATA=../shared/data .venv/bin/python scripts/ptb_gap.py --methods protonet --seeds 0,1,2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.data.storage import resolve_root  # noqa: E402
+from bench.data.tasks import TASKS, get_task  # noqa: E402
+from bench.engine.run import run  # noqa: E402
+from bench.engine.runconfig import CommandLine  # noqa: E402
+from methods import METHODS  # noqa: E402
+
+BASE = "ptb-5w1s"
+VISIBLE_VOCABULARY = 10_001  # <pad>, <blank>, <unk> and all 9,998 words
+
+
+def variants() -> dict[str, str]:
+    """Variant label -> registered task name (the base task under its own name)."""
+    base = get_task(BASE)
+    specs = {"visible-context": dataclasses.replace(base, split="vinyals-visible-context", vocabulary=VISIBLE_VOCABULARY),
+             "window-21": dataclasses.replace(base, sequence_length=21),
+             "window-81": dataclasses.replace(base, sequence_length=81)}
+    names = {"tasks' rule (41 tokens, held-out words <unk>)": BASE}
+    for label, spec in specs.items():
+        name = f"{BASE}-{label}"
+        if name not in TASKS:
+            TASKS.add(name, dataclasses.replace(spec, name=name))
+        names[label] = name
+    return names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="protonet")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--test-episodes", type=int, default=10)
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--out", default="results/ptb-gap")
+    args = parser.parse_args()
+    out, root = Path(args.out), resolve_root(args.data_root)
+    rows = []
+    for label, task in variants().items():
+        for method in args.methods.split(","):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                line = CommandLine(args.profile, assignments=(f"eval.episodes={args.test_episodes}",), seed=seed)
+                summary = run(line.config(METHODS.get(method), task), root, out, progress=False).summary()
+                rows.append({"variant": label, "task": task, "method": method, "seed": seed, "best_val": summary.best_val,
+                             "run": summary.run})
+                print(f"{label:48s} {method:12s} seed {seed}: validation {100 * summary.best_val:.2f} %", flush=True)
+    with open(out / "ptb_gap.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print("\n| variant | method | validation accuracy % (mean over seeds) | sd | seeds |\n|---|---|---|---|---|")
+    for label in variants():
+        for method in args.methods.split(","):
+            values = [100 * r["best_val"] for r in rows if r["variant"] == label and r["method"] == method]
+            sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+            print(f"| {label} | {method} | {statistics.mean(values):.2f} | {sd:.2f} | {len(values)} |")
+
+
+if __name__ == "__main__":
+    main()
