@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from bench.config import describe, keys_markdown, keys_text, parse_grid, parse_list
 from bench.errors import DataError, RunFailed, UserError
@@ -113,6 +114,11 @@ def method_class(name: str):
     return METHODS.get(name)
 
 
+# What a resumed run takes from its own folder, so that giving it is refused, not ignored.
+RESUME_IGNORES = {"method": "--method", "task": "--task", "seed": "--seed", "profile": "--profile", "config_file": "--config",
+                  "assignments": "--set", "device": "--device", "deterministic": "--deterministic", "out": "--out"}
+
+
 @cli.command()
 @click.option("--method", default=None, help="Method name (see `list`).")
 @click.option("--task", default=None, help="Task name (see `list`).")
@@ -132,8 +138,9 @@ def run(ctx, method, task, resume_dir, deterministic, tensorboard, line, data_ro
 
     resume = None
     if resume_dir is not None:
-        if method or task or line.seed is not None or line.config_file or line.assignments or deterministic:
-            raise UserError("--resume continues a run with its own config: give no --method, --task, --seed, --config, --set or --deterministic")
+        ignored = [option for name, option in RESUME_IGNORES.items() if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+        if ignored:
+            raise UserError(f"--resume continues a run with its own config and folder: give no {', '.join(ignored)}")
         resume, config = open_run(resume_dir, method_class)
         if resume.is_complete():
             raise UserError(f"{resume.path} already finished; nothing to resume")

@@ -121,6 +121,9 @@ def test_resume_errors(tmp_path):
     """Refused before any data is read: no data root is given."""
     finished = fake_run(tmp_path / "a", "protonet", 0, [1.0]).path
     one_line_error(invoke("run", "--resume", finished), 2, "already finished")
+    for option in (["--profile", "quick"], ["--out", str(tmp_path)], ["--seed", "3"], ["--set", "train.lr=0.1"], ["--device", "cpu"]):
+        one_line_error(invoke("run", "--resume", finished, *option), 2,
+                       f"--resume continues a run with its own config and folder: give no {option[0]}")
     one_line_error(invoke("run", "--resume", tmp_path), 2, "not a run folder")
     one_line_error(invoke("run", "--resume", finished, "--method", "maml"), 2, "its own config")
     interrupted = fake_run(tmp_path / "b", "protonet", 0, [1.0], complete=False)
