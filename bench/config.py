@@ -136,8 +136,13 @@ def parse_list(text: str | None, convert=str) -> list:
     """A comma-separated option's values; ``[None]`` where it was not given (one variant: the config's)."""
     if text is None:
         return [None]
+    if not text.strip():
+        return []
+    items = [v.strip() for v in text.split(",")]
+    if "" in items:
+        raise UserError(f"the list '{text}' has an empty item")
     try:
-        return [convert(v.strip()) for v in text.split(",") if v.strip()]
+        return [convert(v) for v in items]
     except ValueError:
         raise UserError(f"cannot read the list '{text}'") from None
 
@@ -157,7 +162,9 @@ def parse_grid(items: tuple[str, ...] | list[str]) -> list[dict]:
             except yaml.YAMLError:
                 raise UserError(f"--grid '{key}': cannot read the list '{raw}'") from None
         else:
-            values = [v for v in raw.split(",") if v.strip()]
+            values = [v.strip() for v in raw.split(",")] if raw else []
+            if "" in values:
+                raise UserError(f"--grid '{key}': the list '{raw}' has an empty item")
             values = [parse_assignments([f"{key}={v}"]) for v in values]  # each value parsed as --set parses it
         if not isinstance(values, list) or not values:
             raise UserError(f"--grid '{key}' needs at least one value")

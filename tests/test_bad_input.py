@@ -108,6 +108,24 @@ def test_empty_sweep_lists_name_the_option(tmp_path):
                    2, "--seeds names nothing")
 
 
+@pytest.mark.parametrize("args,message", [
+    (["sweep", "--methods", "csn", "--tasks", "sinusoid-5s", "--seeds", "0,,1"], "the list '0,,1' has an empty item"),
+    (["sweep", "--methods", "csn,", "--tasks", "sinusoid-5s"], "the list 'csn,' has an empty item"),
+    (["sweep", "--methods", "csn", "--tasks", "sinusoid-5s", "--grid", "train.lr=0.1,"], "--grid 'train.lr': the list '0.1,' has an empty item"),
+    (["sweep", "--methods", "csn", "--tasks", "sinusoid-5s", "--grid", "train.lr="], "--grid 'train.lr' needs at least one value"),
+    (["bench", "--method", "maml", "--task", "sinusoid-5s", "--impl", "batched,,split"], "the list 'batched,,split' has an empty item"),
+    (["floor", "--methods", ",", "--task", "sinusoid-5s"], "the list ',' has an empty item"),
+    (["oracle", "--tasks", "ptb-5w1s,"], "the list 'ptb-5w1s,' has an empty item"),
+])
+def test_an_empty_item_in_a_comma_separated_option_is_a_one_line_error(tmp_path, args, message):
+    one_line_error(invoke(*args, "--out", tmp_path), 2, message)
+
+
+def test_eval_episodes_are_bounded_as_the_config_bounds_them(tmp_path):
+    result = invoke("eval", str(tmp_path), "--episodes", "10000000")
+    assert result.exit_code == 2 and "10000000 is not in the range 1<=x<=100000" in result.output
+
+
 @pytest.mark.parametrize("content", ["{}", "[]", '"x"'])
 def test_a_run_folder_with_a_config_of_the_wrong_shape_is_listed_not_fatal(content, tmp_path):
     from bench.engine.sweep import scan_runs

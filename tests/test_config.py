@@ -84,7 +84,8 @@ def test_parse_grid_gives_every_combination_in_order():
         {"method": {"inner_lr": 0.1, "value_hidden": [10, 10]}}, {"method": {"inner_lr": 0.1, "value_hidden": [40]}},
     ]
     assert parse_grid([]) == [{}]
-    for bad, message in (("method.inner_lr", "expects key=value"), ("x=[1,", "cannot read the list"), ("a=,", "at least one")):
+    for bad, message in (("method.inner_lr", "expects key=value"), ("x=[1,", "cannot read the list"), ("a=", "at least one"),
+                         ("a=,", "has an empty item"), ("a=1,,2", "has an empty item")):
         with pytest.raises(UserError, match=message):
             parse_grid([bad])
     with pytest.raises(UserError, match="sets 'a' twice"):
