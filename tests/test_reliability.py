@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import fake_run, invoke, one_line_error, the_run
 
+from bench.errors import UserError
+
 REPO = Path(__file__).resolve().parent.parent
 ITERATIONS = 100
 SETTINGS = ["--method", "protonet", "--task", "omniglot-5w1s", "--profile", "smoke", "--seed", "3",
@@ -260,3 +262,21 @@ finally:
     assert out.returncode == 0, out.stderr
     assert str(finished.path) in out.stdout and "Aborted" not in out.stderr + out.stdout
     assert "disposition: True" in out.stdout
+
+
+def test_a_checkpoint_copied_from_another_run_is_refused_naming_both(tmp_path):
+    import shutil
+
+    mine = fake_run(tmp_path / "a", "protonet", 0, [1.0], checkpoint=True, complete=False)
+    other = fake_run(tmp_path / "b", "protonet", 1, [1.0], checkpoint=True, complete=False, task="omniglot-20w1s")
+    state = {"trainer": {"iteration": 2}, "best_value": 0.7, "best_iteration": 2, "train_seconds": 1.0}
+    mine.save_state(state, "protonet")
+    other.save_state(state, "protonet")
+    assert mine.load_state("protonet")["run"] == mine.name and mine.load_best("protonet")["seed"] == 0
+    for name in ("state.pt", "best.pt"):
+        shutil.copy(other.path / name, mine.path / name)
+    with pytest.raises(UserError, match=f"belongs to another run .{other.name}: task omniglot-20w1s, seed 1"):
+        mine.load_state("protonet")
+    one_line_error(invoke("run", "--resume", mine.path, "--data-root", tmp_path / "none"), 2,
+                   f"state.pt belongs to another run ({other.name}")
+    one_line_error(invoke("eval", mine.path, "--data-root", tmp_path / "none"), 2, f"best.pt belongs to another run ({other.name}")

@@ -210,11 +210,20 @@ class RunFolder:
 
     def save_state(self, state: dict, method: str) -> None:
         """The resumable state (weights, optimizer, episode stream, progress) of a ``method`` run."""
-        _save_torch(self.path / STATE, {"method": method, **state})
+        _save_torch(self.path / STATE, {"method": method, **self._identity(), **state})
 
     def save_best(self, state_dict: dict, method: str, task: str, iteration: int) -> None:
         """The best validation checkpoint so far."""
-        _save_torch(self.path / BEST, {"method": method, "task": task, "iteration": iteration, "state_dict": state_dict})
+        _save_torch(self.path / BEST, {"method": method, **self._identity(), "task": task, "iteration": iteration,
+                                       "state_dict": state_dict})
+
+    def _identity(self) -> dict:
+        """What a checkpoint records of the run that wrote it, so that no other run's folder takes it."""
+        try:
+            config = self.read_config()
+        except UserError:
+            return {}
+        return {"config_sha256": config_digest(config), "task": config.get("task"), "seed": config.get("seed"), "run": self.name}
 
     def finish(self, test_rows: list[dict], summary: RunSummary) -> None:
         """Writes the test episodes, then the summary (last: it makes the run complete), marks
@@ -274,11 +283,22 @@ class RunFolder:
     def load_state(self, method: str) -> dict:
         if not self.has_state():
             raise UserError(f"{self.path} has no {STATE} to resume from")
-        return _load_torch(self.path / STATE, method, "resume from", ("trainer", "best_value", "best_iteration", "train_seconds"))
+        return self._own(_load_torch(self.path / STATE, method, "resume from",
+                                     ("trainer", "best_value", "best_iteration", "train_seconds")), STATE)
 
     def load_best(self, method: str) -> dict:
         """The best checkpoint: ``state_dict`` and ``iteration``."""
-        return _load_torch(self.path / BEST, method, "load checkpoint", ("state_dict", "iteration"))
+        return self._own(_load_torch(self.path / BEST, method, "load checkpoint", ("state_dict", "iteration")), BEST)
+
+    def _own(self, blob: dict, name: str) -> dict:
+        """``blob``, unless it records another run than this folder's (checkpoints from before runs
+        recorded themselves are taken as they are)."""
+        mine = self.digest()
+        if "config_sha256" in blob and mine is not None and blob["config_sha256"] != mine:
+            raise UserError(f"{self.path / name} belongs to another run ({blob.get('run')}: task {blob.get('task')}, seed "
+                            f"{blob.get('seed')}, config {str(blob['config_sha256'])[:12]}), not to {self.name} "
+                            f"(config {mine[:12]}): a checkpoint is only used by the run that wrote it")
+        return blob
 
     def result(self) -> RunResult:
         """Everything a report needs from a complete run.
