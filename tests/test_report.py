@@ -342,3 +342,14 @@ def test_the_committed_reference_is_small_and_holds_no_lock_files():
     assert tracked and not [p for p in tracked if p.name == ".lock" or p.suffix == ".pt"]
     size = sum(p.stat().st_size for p in tracked)
     assert size < 20 * 2**20, f"results/reference holds {size / 2**20:.1f} MiB: compact new runs (scripts/compact_reference.py)"
+
+
+def test_a_config_and_seed_run_twice_is_counted_once_and_listed_as_a_duplicate(tmp_path):
+    first = fake_run(tmp_path, "protonet", 0, [1.0, 0.0])
+    second = fake_run(tmp_path, "protonet", 0, [0.5, 0.5])  # the same config and seed, as two sweeps at once make it
+    other_seed = fake_run(tmp_path, "protonet", 1, [1.0, 1.0])
+    c = collect(tmp_path)
+    assert sorted(c.runs["run"]) == sorted([first.name, other_seed.name])
+    (row,) = c.incomplete.itertuples()
+    assert row.run == second.name and row.missing.startswith(f"duplicate: the same config and seed as {first.name}")
+    assert accuracy_table(c)["seeds"].tolist() == [2]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.data.tasks import TASKS
-from bench.results.runfolder import IncompleteRun, RunResult, run_folders
+from bench.results.runfolder import IncompleteRun, RunResult, config_digest, run_folders
 from bench.results.summary import Budget, RunSummary
 
 
@@ -33,7 +33,7 @@ def collect(results: Path) -> Collected:
     Runs of one task, method, profile and tag whose settings differ are candidates: only the
     setting with the best mean validation metric over its seeds is reported (``select``).
     """
-    runs, episodes, curves, incomplete = [], [], [], []
+    runs, episodes, curves, incomplete, seen = [], [], [], [], {}
     for folder in run_folders(results):
         if not folder.path.is_dir():
             continue
@@ -42,6 +42,12 @@ def collect(results: Path) -> Collected:
         except IncompleteRun as exc:
             incomplete.append({"run": folder.name, "missing": str(exc)})
             continue
+        digest = config_digest(result.config)
+        if digest in seen:  # the same resolved config and seed run twice (two sweeps at once): counted once
+            incomplete.append({"run": folder.name, "missing": f"duplicate: the same config and seed as {seen[digest]}, "
+                                                              "which is the one counted"})
+            continue
+        seen[digest] = folder.name
         current = TASKS.get(result.summary.task).version if result.summary.task in TASKS else None
         if current is not None and result.summary.task_version != current:
             incomplete.append({"run": folder.name, "missing": f"superseded: made on version {result.summary.task_version} "
