@@ -1,12 +1,14 @@
-"""Files written atomically (temporary file, fsync, rename): JSON, JSONL, figures; and an
-append-only JSONL under a lock."""
+"""Files written atomically (temporary file, fsync, rename): JSON, JSONL, figures; an
+append-only JSONL under a lock; and every file the harness reads, read with a bound."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import gzip
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -36,17 +38,40 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
 
+# Larger than any file the harness writes or reads (mini-ImageNet's pickles are about 2 GiB); what it
+# bounds is a file that is not one: a device, a FIFO or an endless stream is refused before it is read.
+MAX_READ_BYTES = 16 * 2**30
+
+
+def read_file(path: Path, limit: int = MAX_READ_BYTES) -> bytes:
+    """The bytes of a regular file (a link to one is followed) of at most ``limit`` bytes.
+
+    Raises:
+        OSError: as for any unreadable file, with ``strerror`` saying what it is instead (a
+            device, a FIFO, a folder, or a file larger than ``limit``).
+    """
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+        raise OSError(errno.EINVAL, f"not a regular file but {kind}", str(path))
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)  # a file that grows while it is read stops here too
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+    return data
+
+
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    return json.loads(read_file(path).decode())
 
 
 def read_jsonl(path: Path) -> list[dict]:
     """The rows of ``path``, or of its gzipped twin ``path.gz`` where only that exists."""
     path = Path(path)
     if not path.exists() and gzipped(path).is_file():
-        text = gzip.decompress(gzipped(path).read_bytes()).decode()
+        text = gzip.decompress(read_file(gzipped(path))).decode()
     else:
-        text = path.read_text()
+        text = read_file(path).decode()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 

@@ -312,3 +312,61 @@ def test_a_signal_at_a_random_moment_ends_in_a_result_or_a_resumable_exit_4(sig,
         result = invoke("run", "--resume", run_dir)
         assert result.exit_code == 0, result.output
     assert (run_dir / "test_episodes.jsonl").read_text() == uninterrupted_short_run
+
+
+# -- files that are not files -------------------------------------------------------------------
+
+def _not_a_file(path: Path, kind: str) -> None:
+    path.unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+
+
+def _within(seconds: int):
+    """Fails the test instead of letting an endless read hang the suite."""
+    def ring(*_):
+        raise AssertionError(f"still reading after {seconds} s")
+    signal.signal(signal.SIGALRM, ring)
+    signal.alarm(seconds)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+@pytest.mark.parametrize("name", RUN_FILES)
+def test_a_run_file_that_is_a_fifo_device_or_folder_is_listed_not_read(name, kind, finished_run, tmp_path):
+    from bench.engine.sweep import scan_runs
+
+    results = tmp_path / "results"
+    damaged = results / "runs" / finished_run.name
+    damaged.mkdir(parents=True)
+    for p in finished_run.path.iterdir():
+        (damaged / p.name).write_bytes(p.read_bytes())
+    _not_a_file(damaged / name, kind)
+    _within(60)
+    try:
+        c = collect(results)
+        scan_runs(results)
+    finally:
+        signal.alarm(0)
+    counted = not c.runs.empty and damaged.name in set(c.runs["run"])
+    assert counted == (name in ("train.jsonl", "status.json")) and counted != (damaged.name in set(c.incomplete["run"]))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_corpus_or_split_file_that_is_a_fifo_or_device_is_a_data_error(kind, tmp_path):
+    from test_ptb import write_corpus
+
+    from bench.data.ptb import TEST_WORDS, ptb_sources
+
+    for name in ("ptb.train.txt", str(TEST_WORDS)):
+        root = write_corpus(tmp_path / f"{kind}-{Path(name).name}")
+        _not_a_file(root / "ptb" / name, kind)
+        _within(60)
+        try:
+            with pytest.raises(DataError, match="not a regular file|not found"):
+                ptb_sources(root, 8501, 41)
+        finally:
+            signal.alarm(0)

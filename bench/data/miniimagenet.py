@@ -28,6 +28,7 @@ from tqdm import tqdm
 from bench.data.classification import ClassificationSource
 from bench.data.storage import Verification, cache_dir, read_cache, write_cache
 from bench.errors import DataError, first_line
+from bench.files import read_file
 
 SPLITS = {"train": "train", "val": "validation", "test": "test"}  # our name -> learn2learn's
 PICKLE_NAME = "mini-imagenet-cache-{}.pkl"
@@ -58,8 +59,7 @@ def split_csv(root: Path, split: str) -> Path | None:
 def read_csv(path: Path) -> list[tuple[str, str]]:
     """(filename, label) rows of a Ravi split CSV."""
     try:
-        with path.open(newline="") as f:
-            rows = list(csv.reader(f))
+        rows = list(csv.reader(io.StringIO(read_file(path).decode(), newline="")))
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
     if not rows or [c.strip() for c in rows[0]] != ["filename", "label"]:
@@ -105,7 +105,7 @@ def _by_class(labels: list[str], what: str) -> tuple[tuple[str, ...], list[list[
 def load_pickle(path: Path) -> Split:
     """One learn2learn pickle, checked for what a failed download leaves behind."""
     try:
-        data = path.read_bytes()
+        data = read_file(path)
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from None
     head = data[:512].lstrip().lower()
@@ -136,7 +136,7 @@ def load_pickle(path: Path) -> Split:
 
 def _decode(path: Path, size: int) -> np.ndarray:
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(read_file(path))) as img:
             img = img.convert("RGB")
             if img.size != (size, size):
                 img = img.resize((size, size), Image.LANCZOS)

@@ -22,7 +22,7 @@ from PIL import Image
 from bench.data.classification import ClassificationSource, RandomRotationSource
 from bench.data.storage import Verification, cache_dir, fetch_url, read_cache, read_or_fetch, write_cache
 from bench.errors import DataError, UserError
-from bench.files import atomic_write_bytes
+from bench.files import atomic_write_bytes, read_file
 
 SETS = ("images_background", "images_evaluation")
 N_CHARACTERS = 1623
@@ -90,12 +90,12 @@ class _Source:
                 base = self.root / name
                 for path in base.glob("*/*/*.png"):
                     try:
-                        out.append((path.relative_to(self.root).as_posix(), path.read_bytes()))
+                        out.append((path.relative_to(self.root).as_posix(), read_file(path)))
                     except OSError as exc:
                         raise DataError(f"cannot read {path}: {exc.strerror}") from None
             else:
                 try:
-                    with zipfile.ZipFile(self.root / f"{name}.zip") as zf:
+                    with zipfile.ZipFile(io.BytesIO(read_file(self.root / f"{name}.zip"))) as zf:
                         for info in zf.infolist():
                             if info.filename.endswith(".png") and "__MACOSX" not in info.filename:
                                 out.append((info.filename, zf.read(info)))
@@ -218,7 +218,7 @@ def verify(root: Path) -> Verification:
     if files and listed.is_file():
         expected = {}
         try:
-            lines = listed.read_bytes().decode().splitlines()
+            lines = read_file(listed).decode().splitlines()
         except (OSError, UnicodeDecodeError):
             lines = []
             corrupt.append(f"{listed} (not a readable sha256sum manifest)")
@@ -240,9 +240,16 @@ def verify(root: Path) -> Verification:
         path = base / "splits" / "vinyals" / f"{split}.txt"
         if not path.is_file():
             missing.append(str(path))
-        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        elif _digest(path) != digest:
             corrupt.append(str(path))
     return Verification(f"{len(files)} Omniglot images and the Vinyals split files", missing, corrupt, notes)
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(read_file(path)).hexdigest()
+    except OSError:
+        return None  # unreadable: listed as corrupt
 
 
 def omniglot_split(omniglot, class_lines: list[str]) -> ClassificationSource:

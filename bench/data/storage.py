@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from bench.errors import DataError
-from bench.files import atomic_write_bytes
+from bench.files import atomic_write_bytes, read_file
 
 
 @dataclass
@@ -91,6 +91,6 @@ def read_or_fetch(path: Path, url: str, missing: str, download: bool = True) -> 
         except OSError as exc:
             raise DataError(f"cannot write {path}: {exc.strerror}") from None
     try:
-        return path.read_bytes()
+        return read_file(path)
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from None
