@@ -97,7 +97,10 @@ def run_options(fn):
 
 def listed(option: str, text: str, convert=str) -> list:
     """The values of a comma-separated option that must name at least one."""
-    values = parse_list(text, convert)
+    try:
+        values = parse_list(text, convert)
+    except UserError as exc:
+        raise UserError(f"{option}: {exc}") from None
     if not values:
         raise UserError(f"{option} names nothing: give a comma-separated list")
     return values
@@ -157,8 +160,7 @@ def run(ctx, method, task, resume_dir, deterministic, tensorboard, line, data_ro
 @cli.command("eval")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--task", default=None, help="Evaluate on this task instead (same data, at most the trained ways).")
-@click.option("--episodes", type=click.IntRange(1, 100_000), default=None,
-              help="Number of test episodes (default: as many as the run was tested on).")
+@click.option("--episodes", type=int, default=None, help="Number of test episodes (default: as many as the run was tested on).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @data_root_option
 @one_line_errors

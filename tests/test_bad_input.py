@@ -122,8 +122,9 @@ def test_an_empty_item_in_a_comma_separated_option_is_a_one_line_error(tmp_path,
 
 
 def test_eval_episodes_are_bounded_as_the_config_bounds_them(tmp_path):
-    result = invoke("eval", str(tmp_path), "--episodes", "10000000")
-    assert result.exit_code == 2 and "10000000 is not in the range 1<=x<=100000" in result.output
+    run_dir = fake_run(tmp_path, "protonet", 0, [1.0], checkpoint=True).path
+    one_line_error(invoke("eval", run_dir, "--episodes", "10000000", "--data-root", tmp_path), 2,
+                   "--episodes must be from 1 to 100000, got 10000000")
 
 
 @pytest.mark.parametrize("content", ["{}", "[]", '"x"'])

@@ -172,7 +172,7 @@ def test_eval_rejects_bad_runs(tmp_path):
     run_dir = fake_run(tmp_path / "results", "protonet", 0, [1.0], checkpoint=True).path
     one_line_error(invoke("eval", tmp_path, "--data-root", tmp_path), 2, "is not a run folder")
     one_line_error(invoke("eval", run_dir, "--task", "sinusoid-5s", "--data-root", tmp_path), 2, "not compatible")
-    one_line_error(invoke("eval", run_dir, "--episodes", 0, "--data-root", tmp_path), 2, "--episodes must be at least 1")
+    one_line_error(invoke("eval", run_dir, "--episodes", 0, "--data-root", tmp_path), 2, "--episodes must be from 1 to 100000, got 0")
     best = run_dir / "best.pt"
     whole = best.read_bytes()
     best.write_bytes(whole[:100])

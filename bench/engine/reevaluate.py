@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.data.episodes import Seeds
 from bench.engine.evaluate import evaluate_test_split, summarise
-from bench.engine.runconfig import RunConfig
+from bench.engine.runconfig import MAX_EPISODES, RunConfig
 from bench.engine.setup import load_weights, set_up
 from bench.errors import UserError
 from bench.files import write_figure
@@ -28,8 +28,8 @@ def reevaluate(folder: RunFolder, config: RunConfig, task: TaskSpec | None, epis
     """Tests the run's best checkpoint on ``episodes`` test episodes of ``task`` (default: its own;
     episodes default: as many as the run was tested on, its ``eval.episodes`` or the task's);
     returns the record written into the run's ``evals/``."""
-    if episodes is not None and episodes < 1:
-        raise UserError(f"--episodes must be at least 1, got {episodes}")
+    if episodes is not None and not 1 <= episodes <= MAX_EPISODES:
+        raise UserError(f"--episodes must be from 1 to {MAX_EPISODES}, got {episodes}")
     setup, iteration = _trained(folder, config, data_root, device, task)
     rows, seconds = evaluate_test_split(setup, episodes or config.test_episodes(setup.task))
     record = {
