@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import gzip
+import hashlib
 import json
 import os
 import stat
@@ -59,6 +60,14 @@ def read_file(path: Path, limit: int = MAX_READ_BYTES) -> bytes:
     if len(data) > limit:
         raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
     return data
+
+
+def file_sha256(path: Path) -> str | None:
+    """The sha256 of a file read by ``read_file``; None where it cannot be read (checks list it as corrupt)."""
+    try:
+        return hashlib.sha256(read_file(path)).hexdigest()
+    except OSError:
+        return None
 
 
 def read_json(path: Path) -> Any:

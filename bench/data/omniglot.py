@@ -22,7 +22,7 @@ from PIL import Image
 from bench.data.classification import ClassificationSource, RandomRotationSource
 from bench.data.storage import Verification, cache_dir, fetch_url, read_cache, read_or_fetch, write_cache
 from bench.errors import DataError, UserError
-from bench.files import atomic_write_bytes, read_file
+from bench.files import atomic_write_bytes, file_sha256, read_file
 
 SETS = ("images_background", "images_evaluation")
 N_CHARACTERS = 1623
@@ -240,16 +240,9 @@ def verify(root: Path) -> Verification:
         path = base / "splits" / "vinyals" / f"{split}.txt"
         if not path.is_file():
             missing.append(str(path))
-        elif _digest(path) != digest:
+        elif file_sha256(path) != digest:
             corrupt.append(str(path))
     return Verification(f"{len(files)} Omniglot images and the Vinyals split files", missing, corrupt, notes)
-
-
-def _digest(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(read_file(path)).hexdigest()
-    except OSError:
-        return None  # unreadable: listed as corrupt
 
 
 def omniglot_split(omniglot, class_lines: list[str]) -> ClassificationSource:

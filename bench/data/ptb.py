@@ -36,7 +36,7 @@ from bench.data.episodes import Episode, PyRandomStream, fingerprint
 from bench.data.sampler import ClassSampler
 from bench.data.storage import Verification, read_or_fetch
 from bench.errors import DataError, UserError
-from bench.files import read_file
+from bench.files import file_sha256, read_file
 from bench.interface.method import Batch
 
 DATASET = "ptb"  # its name in the dataset registry
@@ -114,15 +114,8 @@ def verify(root: Path) -> Verification:
     expected = {**FILE_SHA256, str(TEST_WORDS): TEST_WORDS_SHA256}
     missing = [str(folder / name) for name in expected if not (folder / name).is_file()]
     corrupt = [str(folder / name) for name, digest in expected.items()
-               if (folder / name).is_file() and _digest(folder / name) != digest]
+               if (folder / name).is_file() and file_sha256(folder / name) != digest]
     return Verification("the Penn Treebank files and the paper's test words", missing, corrupt)
-
-
-def _digest(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(read_file(path)).hexdigest()
-    except OSError:
-        return None  # unreadable: listed as corrupt
 
 
 def _missing_message(root: Path) -> str:
