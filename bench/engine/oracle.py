@@ -220,7 +220,7 @@ def _write_run(task, sources: dict, model: LanguageModel, words: Words, s: Oracl
                best_epoch: int, perplexities: dict, train_seconds: float, train_cpu: float, wall_start: float,
                scores: dict) -> RunFolder:
     config = {"method": METHOD, "task": task.name, "profile": PROFILE, "tag": "", "seed": s.seed, "device": "cpu",
-              "method_settings": asdict(s)}
+              "eval": {"episodes": s.episodes, "seed": EVAL_SEED}, "method_settings": asdict(s)}
     RunFolder.check_results(out)
     folder = RunFolder.create(out, config)
     folder.write_config(config)
