@@ -9,27 +9,25 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from bench.config import describe, keys_markdown, keys_text, parse_grid, parse_list
+from bench.config import describe, keys_markdown, keys_text, parse_grid, parse_list, parse_names
 from bench.errors import DataError, RunFailed, UserError
 from bench.files import write_json
 from bench.report.console import bench_table, demo_table, listing, outcome_line, summary_line, verification_lines
 from bench.results.runfolder import SWEEPS, report_dir, timing_record_path
 
 
-def one_line_errors(fn):
-    """Bad input ends with one line on stderr and a non-zero exit, never a traceback."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+class Commands(click.Group):
+    """Bad input ends with one line on stderr and a non-zero exit, never a traceback (every command)."""
+
+    def invoke(self, ctx):
         try:
-            return fn(*args, **kwargs)
+            return super().invoke(ctx)
         except UserError as exc:
             click.echo(f"error: {' '.join(str(exc).splitlines())}", err=True)  # one line, whatever a library said
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             sys.exit(130)
-
-    return wrapper
 
 
 data_root_option = click.option("--data-root", type=click.Path(file_okay=False), default=None,
@@ -47,7 +45,7 @@ def timing_options(what: str):
     return lambda fn: functools.reduce(lambda f, option: option(f), reversed(options), fn)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Few-shot meta-learning benchmark: CSN, MAML, Prototypical Networks and Matching Networks on identical episodes."""
     from bench.engine.allocator import keep_freed_memory
@@ -59,7 +57,6 @@ def cli() -> None:
 @click.option("--keys", "keys_of", metavar="METHOD", default=None,
               help="List every config key of a run of METHOD (type, default, meaning) instead.")
 @click.option("--markdown", is_flag=True, help="With --keys: as a Markdown table.")
-@one_line_errors
 def list_cmd(keys_of, markdown) -> None:
     """Lists methods (with their profiles), tasks and backbones; or every config key of a run of a method."""
     from bench.data.tasks import TASKS
@@ -95,19 +92,7 @@ def run_options(fn):
     return functools.reduce(lambda f, option: option(f), reversed(options), wrapper)
 
 
-def listed(option: str, text: str, convert=str) -> list:
-    """The values of a comma-separated option that must name at least one."""
-    try:
-        values = parse_list(text, convert)
-    except UserError as exc:
-        raise UserError(f"{option}: {exc}") from None
-    if not values:
-        raise UserError(f"{option} names nothing: give a comma-separated list")
-    return values
-
-
-def warn(text: str) -> None:
-    click.echo(text, err=True)
+warn = functools.partial(click.echo, err=True)
 
 
 def method_class(name: str):
@@ -118,8 +103,7 @@ def method_class(name: str):
 
 
 # What a resumed run takes from its own folder, so that giving it is refused, not ignored.
-RESUME_IGNORES = {"method": "--method", "task": "--task", "seed": "--seed", "profile": "--profile", "config_file": "--config",
-                  "assignments": "--set", "device": "--device", "deterministic": "--deterministic", "out": "--out"}
+RESUME_IGNORES = ("method", "task", "seed", "profile", "config_file", "assignments", "device", "deterministic", "out")
 
 
 @cli.command()
@@ -130,7 +114,6 @@ RESUME_IGNORES = {"method": "--method", "task": "--task", "seed": "--seed", "pro
 @click.option("--deterministic", is_flag=True, default=None, help="Use PyTorch's deterministic algorithms (recorded).")
 @click.option("--tensorboard", is_flag=True, help="Also write the curves as TensorBoard events into the run folder.")
 @run_options
-@one_line_errors
 @click.pass_context
 def run(ctx, method, task, resume_dir, deterministic, tensorboard, line, data_root, out) -> None:
     """Meta-trains METHOD on TASK, keeps the best validation checkpoint and tests it."""
@@ -141,7 +124,8 @@ def run(ctx, method, task, resume_dir, deterministic, tensorboard, line, data_ro
 
     resume = None
     if resume_dir is not None:
-        ignored = [option for name, option in RESUME_IGNORES.items() if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+        ignored = [p.opts[0] for p in ctx.command.params
+                   if p.name in RESUME_IGNORES and ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE]
         if ignored:
             raise UserError(f"--resume continues a run with its own config and folder: give no {', '.join(ignored)}")
         resume, config = open_run(resume_dir, method_class)
@@ -163,7 +147,6 @@ def run(ctx, method, task, resume_dir, deterministic, tensorboard, line, data_ro
 @click.option("--episodes", type=int, default=None, help="Number of test episodes (default: as many as the run was tested on).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @data_root_option
-@one_line_errors
 def eval_cmd(run_dir, task, episodes, device, data_root) -> None:
     """Re-evaluates a run's best checkpoint on the test episodes of its task or a compatible one."""
     from bench.data.storage import resolve_root
@@ -188,7 +171,6 @@ def eval_cmd(run_dir, task, episodes, device, data_root) -> None:
 @click.option("--jobs", "jobs_list", default="1", show_default=True,
               help="Comma-separated numbers of copies run at once on the device (aggregate iterations/s).")
 @run_options
-@one_line_errors
 def bench(method, task, impl, chunks, compile_modes, memory_formats, iterations, warmup, repeat, jobs_list, line, data_root,
           out) -> None:
     """Times meta-training iterations of each variant on the same episodes (a fresh process each)."""
@@ -214,13 +196,12 @@ def bench(method, task, impl, chunks, compile_modes, memory_formats, iterations,
               help="Test episodes timed (reported per 1,000).")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None, help="torch threads (default: torch's).")
 @run_options
-@one_line_errors
 def floor(method_names, task, iterations, warmup, repeat, test_episodes, threads, line, data_root, out) -> None:
     """Each method's standalone training step (NCHW and channels_last), the harness's iteration and the time outside it."""
     from bench.data.storage import resolve_root
     from bench.engine.floor import format_tables, measure
 
-    configs = [line.config(method_class(m), task) for m in listed("--methods", method_names)]
+    configs = [line.config(method_class(m), task) for m in parse_names("--methods", method_names)]
     result = measure(configs, resolve_root(data_root), iterations, warmup, repeat, test_episodes, threads,
                      echo=warn)
     click.echo(format_tables(result))
@@ -247,7 +228,6 @@ def floor(method_names, task, iterations, warmup, repeat, test_episodes, threads
 @click.option("--retries", type=click.IntRange(0, 100), default=2, show_default=True,
               help="Ray: times a failed run is retried (it resumes from its last checkpoint).")
 @run_options
-@one_line_errors
 def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per_run, executor, address, retries, line,
           data_root, out) -> None:
     """Runs a grid of methods x tasks x settings x seeds; finished runs are skipped and interrupted
@@ -258,8 +238,8 @@ def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per
 
     if line.seed is not None:
         raise UserError("sweep takes --seeds, not --seed")
-    methods = [method_class(m) for m in listed("--methods", method_names)]
-    configs = grid_configs(methods, listed("--tasks", task_names), listed("--seeds", seeds, int), parse_grid(grid), line, warn)
+    methods = [method_class(m) for m in parse_names("--methods", method_names)]
+    configs = grid_configs(methods, parse_names("--tasks", task_names), parse_names("--seeds", seeds, int), parse_grid(grid), line, warn)
     results = Path(out).resolve()
     options = ExecutorOptions(resolve_root(data_root).resolve(), jobs, threads_per_run, runs_per_gpu, address, retries, line.device)
     failed = 0
@@ -277,7 +257,6 @@ def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per
 @click.option("--threads", type=click.IntRange(1, 1024), default=None, help="torch threads (default: torch's).")
 @data_root_option
 @out_option
-@one_line_errors
 def oracle(task_names, assignments, threads, data_root, out) -> None:
     """The PTB tasks' upper bound: an LSTM language model that sees every word, on the tasks' test episodes."""
     from bench.config import parse_assignments
@@ -285,14 +264,13 @@ def oracle(task_names, assignments, threads, data_root, out) -> None:
     from bench.engine.oracle import run_oracle, settings_from
 
     settings = settings_from(parse_assignments(assignments))
-    for folder in run_oracle(listed("--tasks", task_names), resolve_root(data_root), Path(out), settings, threads, warn):
+    for folder in run_oracle(parse_names("--tasks", task_names), resolve_root(data_root), Path(out), settings, threads, warn):
         click.echo(summary_line(folder))
 
 
 @cli.command()
 @click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True, help="Results folder to read.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder (default: RESULTS/report).")
-@one_line_errors
 def report(results, out) -> None:
     """Tables (Markdown, CSV, LaTeX) and plots of the runs: accuracy beside published numbers, differences, time, memory."""
     from bench.report.build import build_report
@@ -308,7 +286,6 @@ def data() -> None:
 
 @data.command("verify")
 @data_root_option
-@one_line_errors
 def data_verify(data_root) -> None:
     """Checks every dataset on disk (Omniglot and its split files, the Penn Treebank files,
     what mini-ImageNet holds) against its checksums; lists what is missing or corrupt."""
@@ -327,7 +304,6 @@ def data_verify(data_root) -> None:
 @click.argument("root", type=click.Path(file_okay=False))
 @click.option("--layout", type=click.Choice(["pickle", "csv"]), default="pickle", show_default=True)
 @click.option("--per-class", type=click.IntRange(2), default=20, show_default=True, help="Images per class.")
-@one_line_errors
 def data_synth_miniimagenet(root, layout, per_class) -> None:
     """Writes noise images in mini-ImageNet's layout (64/16/20 classes) under ROOT/miniimagenet,
     to time methods on 84x84 inputs without the real images (--data-root ROOT)."""
@@ -342,7 +318,6 @@ def data_synth_miniimagenet(root, layout, per_class) -> None:
 @cli.command("plot-shifts")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--task-seed", type=int, default=0, show_default=True, help="Which sinusoid task to draw.")
-@one_line_errors
 def plot_shifts(run_dir, task_seed) -> None:
     """Draws a CSN sinusoid run's shifts (before/after, single reads, all together) as PNGs
     into the run folder's plots/, where `report` finds them."""
@@ -358,7 +333,6 @@ def plot_shifts(run_dir, task_seed) -> None:
 @cli.command()
 @data_root_option
 @out_option
-@one_line_errors
 def demo(data_root, out) -> None:
     """Every method on omniglot-5w1s with the short `demo` profile, then a comparison table."""
     from bench.data.storage import resolve_root

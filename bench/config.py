@@ -147,6 +147,17 @@ def parse_list(text: str | None, convert=str) -> list:
         raise UserError(f"cannot read the list '{text}'") from None
 
 
+def parse_names(option: str, text: str, convert=str) -> list:
+    """The values of a comma-separated option that must name at least one; errors name the option."""
+    try:
+        values = parse_list(text, convert)
+    except UserError as exc:
+        raise UserError(f"{option}: {exc}") from None
+    if not values:
+        raise UserError(f"{option} names nothing: give a comma-separated list")
+    return values
+
+
 def parse_grid(items: tuple[str, ...] | list[str]) -> list[dict]:
     """Every combination of ``["method.inner_lr=0.01,0.03", "train.lr=[0.001]"]`` as nested override
     dicts, in order (the last key varies fastest). A value list is either comma-separated or a
