@@ -44,6 +44,69 @@ def test_parallel_sweep_gives_the_sequential_results_and_a_failure_ends_only_its
     assert again.exit_code == 0 and again.output.count("finished ") == 2
 
 
+SIGNALLED = [*GRID, "--seeds", "0,1,2", "--set", "method.inner_lr=0.01", "--set", "train.iterations=300",
+             "--set", "train.checkpoint_every=5", "--set", "train.val_every=100"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted_sweep")
+    result = invoke(*SIGNALLED, "--out", out)
+    assert result.exit_code == 0, result.output
+    return episodes_by_config(out)
+
+
+@pytest.mark.parametrize("jobs, sig", [(2, signal.SIGINT), (2, signal.SIGTERM), (1, signal.SIGTERM)])
+def test_a_signalled_sweep_interrupts_its_runs_starts_no_other_and_a_rerun_gives_the_same_results(
+        jobs, sig, uninterrupted_sweep, concurrent_runs):
+    proc = subprocess.Popen([sys.executable, "cli.py", *SIGNALLED, "--jobs", str(jobs), "--out", str(concurrent_runs)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while not list(concurrent_runs.glob("runs/*/state.pt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # as Ctrl-C in a terminal: the sweep and its children all get it
+    else:
+        proc.send_signal(sig)  # as kill: the sweep alone gets it
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 4 and "Traceback" not in stderr, stdout + stderr
+    assert [line for line in stderr.splitlines() if line.startswith("error:")][-1].startswith("error: sweep interrupted: ")
+    assert stdout.count("not started") == 3 - jobs and stdout.count("interrupted") >= 1, stdout
+    statuses = [json.loads(p.read_text())["status"] for p in concurrent_runs.glob("runs/*/status.json")]
+    assert "running" not in statuses and "interrupted" in statuses, statuses
+    again = invoke(*SIGNALLED, "--jobs", jobs, "--out", concurrent_runs)
+    assert again.exit_code == 0 and "resumed" in again.output, again.output
+    assert episodes_by_config(concurrent_runs) == uninterrupted_sweep
+
+
+def test_two_sweeps_started_together_on_one_grid_run_each_config_once(concurrent_runs):
+    command = [sys.executable, "cli.py", *GRID, "--seeds", "0,1,2", "--set", "method.inner_lr=0.01", "--out", str(concurrent_runs)]
+    procs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [proc.communicate(timeout=600) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    assert len(list(concurrent_runs.glob("runs/*/summary.json"))) == 3  # not 4 to 6
+    assert sum(out.count("ran ") for out, _ in outputs) == 3, outputs
+
+
+def test_a_config_claimed_by_another_sweep_is_left_to_it_and_a_stopped_sweep_starts_nothing(tmp_path):
+    from helpers import resolve
+
+    from bench.engine.sweep.plan import Job, run_job
+    from bench.engine.sweep.ray_tasks import STOP, ray_task
+    from bench.results.runfolder import Claim, config_digest
+
+    job = Job(0, resolve("maml", "sinusoid-5s", "smoke"), False)
+    with Claim(tmp_path, config_digest(job.config.to_dict())) as mine:
+        assert mine
+        outcome = run_job(job, tmp_path, tmp_path, False, lambda: False)
+        assert (outcome.what, outcome.folder) == ("elsewhere", None)
+    assert run_job(job, tmp_path, tmp_path, False, lambda: True).what == "not started"
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / STOP).touch()  # a Ray sweep that was interrupted says so to its tasks
+    assert ray_task(job, str(tmp_path), str(tmp_path), str(tmp_path / "logs"), 1).status == "not started"
+    assert not (tmp_path / "runs").exists()
+
+
 def test_an_executor_is_a_class_and_one_registration(tmp_path, monkeypatch):
     from bench.engine.sweep import EXECUTORS
     from bench.engine.sweep.executor import InProcess

@@ -18,11 +18,11 @@ def summary_line(folder) -> str:
 
 
 def outcome_line(outcome) -> str:
-    """A sweep's line for one config of its grid: finished (before), ran, resumed or failed."""
-    if outcome.what == "failed":
+    """A sweep's line for one config of its grid (``Outcome.what`` says what became of it)."""
+    if outcome.folder is None:
         c = outcome.config
-        return f"failed   {c.method} on {c.task} seed {c.settings.seed}: {outcome.error}"
-    return f"{outcome.what:9s}" + summary_line(outcome.folder)
+        return f"{outcome.what:8s} {c.method} on {c.task} seed {c.settings.seed}" + (f": {outcome.error}" if outcome.error else "")
+    return f"{outcome.what:8s} " + summary_line(outcome.folder)
 
 
 def bench_table(record: dict, method: str, task: str) -> str:

@@ -365,6 +365,33 @@ class RunFolder:
             return None
 
 
+class Claim:
+    """A results folder's claim on one resolved config (an exclusive ``flock`` on
+    ``sweeps/claims/DIGEST``, held while the config runs and dropped however the process ends),
+    so that two sweeps started together on one grid never both run the same config and seed."""
+
+    def __init__(self, results: Path, digest: str):
+        self.path = Path(results) / SWEEPS / "claims" / digest
+        self._fd: int | None = None
+
+    def __enter__(self) -> bool:
+        """True where this process holds the claim now; False where another process does."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock; the file stays, so no two processes lock two files
+            self._fd = None
+
+
 def sweep_log_dir(results: Path) -> Path:
     """A new folder for one sweep's job files and logs."""
     return Path(results) / SWEEPS / now_stamp()

@@ -12,17 +12,26 @@ from typing import Callable, Iterator
 
 from bench.engine.runconfig import RunConfig
 from bench.engine.sweep.executor import Executor, InProcess
-from bench.engine.sweep.plan import Outcome, plan, scan_runs
+from bench.engine.sweep.plan import LEFT, Outcome, plan, scan_runs
+from bench.errors import RunInterrupted
 from bench.registry import Registry
 
 __all__ = ["EXECUTORS", "Executor", "ExecutorOptions", "Outcome", "pick", "plan", "run_grid", "scan_runs"]
 
 
 def run_grid(configs: list[RunConfig], out: Path, executor: Executor) -> Iterator[Outcome]:
-    """Every config's outcome: those finished before first, then the others as ``executor`` ends them."""
+    """Every config's outcome: those finished before first, then the others as ``executor`` ends
+    them. An interrupted sweep ends with ``RunInterrupted`` (exit 4), saying what is left."""
     finished, todo = plan(configs, out)
     yield from finished
-    yield from executor.execute(todo, out)
+    left = []
+    for outcome in executor.execute(todo, out):
+        left += [outcome] if outcome.what in LEFT else []
+        yield outcome
+    if left:
+        interrupted = sum(o.what == "interrupted" for o in left)
+        raise RunInterrupted(f"sweep interrupted: {len(left)} of {len(configs)} runs left ({interrupted} interrupted and "
+                             f"resumable, {len(left) - interrupted} not started); run the same sweep again to carry on")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from bench.data.tasks import get_task
 from bench.engine.runconfig import CommandLine, RunConfig
 from bench.errors import UserError
 from bench.interface.method import Method
-from bench.results.runfolder import RunFolder, config_digest, run_folders
+from bench.results.runfolder import Claim, RunFolder, config_digest, run_folders
 
 
 def grid_configs(methods: list[type[Method]], tasks: list[str], seeds: list[int], points: list[dict], line: CommandLine,
@@ -47,7 +47,9 @@ def scan_runs(out: Path) -> tuple[dict[str, RunFolder], dict[str, RunFolder]]:
 
 @dataclass
 class Outcome:
-    """What became of one config of the grid: ``finished`` (before), ``ran``, ``resumed`` or ``failed``."""
+    """What became of one config of the grid: ``finished`` (before, or by another sweep since the
+    plan), ``ran``, ``resumed``, ``failed``, ``elsewhere`` (another sweep is running it),
+    ``interrupted`` (resumable) or ``not started`` (the sweep was interrupted first)."""
 
     config: RunConfig
     what: str
@@ -57,8 +59,8 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Report:
-    """What a job's worker reported: ``complete``, ``interrupted`` or ``failed``, the run folder
-    it ran in (None where it never made one) and its error line."""
+    """What a job's worker reported: an ``Outcome``'s ``what``, the run folder it ran in (None
+    where it never made one) and its error line."""
 
     status: str
     folder: str | None
@@ -97,17 +99,36 @@ def plan(configs: list[RunConfig], out: Path) -> tuple[list[Outcome], list[Job]]
     return finished, todo
 
 
-def resumable_folder(config: RunConfig, out: Path) -> RunFolder | None:
-    """The interrupted run of ``config`` under ``out`` as it is now (it may have been resumed
-    elsewhere since the plan was made), or None."""
-    return scan_runs(out)[1].get(config_digest(config.to_dict()))
+DONE = ("finished", "ran", "resumed")
+LEFT = ("interrupted", "not started")  # what an interrupted sweep leaves for the next one
+
+
+def run_job(job: Job, out: Path, data_root: Path, progress: bool, stopped: Callable[[], bool]) -> Outcome:
+    """Runs ``job`` in this process under the results folder's claim on its config: resumes the
+    config's interrupted run where one waits (it may have been interrupted since the plan was
+    made), and leaves it to the process that holds the claim, or to nobody once ``stopped``."""
+    from bench.engine.run import run
+
+    digest = config_digest(job.config.to_dict())
+    with Claim(out, digest) as mine:
+        if not mine:
+            return Outcome(job.config, "elsewhere", None, "another sweep is running it now")
+        done, resumable = scan_runs(out)
+        if digest in done:
+            return Outcome(job.config, "finished", done[digest])
+        if stopped():
+            return Outcome(job.config, "not started")
+        resume = resumable.get(digest)
+        return Outcome(job.config, "resumed" if resume else "ran", run(job.config, data_root, out, progress, resume))
 
 
 def outcome_of(job: Job, report: Report) -> Outcome:
-    """A job's outcome from what its worker reported: ``ran`` or ``resumed`` only where it says
-    ``complete`` and the run folder it names is."""
+    """A job's outcome from what its worker reported: a finished one only where the run folder it
+    names is complete."""
     folder = RunFolder(report.folder) if report.folder else None
-    if report.status == "complete" and folder is not None and folder.is_complete():
-        return Outcome(job.config, "resumed" if job.resumes else "ran", folder)
+    if report.status in DONE and folder is not None and folder.is_complete():
+        return Outcome(job.config, report.status, folder)
+    if report.status in LEFT + ("elsewhere",):
+        return Outcome(job.config, report.status, None, report.error)
     error = report.error or f"the worker reported '{report.status}' but {report.folder} holds no finished run"
     return Outcome(job.config, "failed", None, error)

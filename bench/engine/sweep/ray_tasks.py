@@ -10,7 +10,7 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from bench.engine.sweep.executor import Executor
+from bench.engine.sweep.executor import Executor, StopSignals
 from bench.engine.sweep.plan import Job, Outcome, outcome_of
 from bench.engine.sweep.processes import CODE_ROOT, child_env, run_child
 from bench.engine.sweep.worker import Report
@@ -18,17 +18,24 @@ from bench.errors import UserError
 from bench.results.runfolder import sweep_log_dir
 
 # The code travels with the tasks; data and results must be at paths every node sees.
+STOP = "STOP"
 RAY_EXCLUDES = ["/.venv/", "/.git/", "/results/", "/.cache/", "/data/", "__pycache__/", "/.pytest_cache/", "/.hypothesis/", "/.ruff_cache/"]
 
 
 def ray_task(job: Job, out: str, data_root: str, log_dir: str, threads: int) -> Report:
     """One job as a Ray task. A failure raises, so that Ray retries the task; the retry resumes
-    the run's checkpoint (the job is planned afresh there, so it finds the interrupted folder)."""
-    retry = Job(job.index, job.config, True)  # resuming where no folder waits starts afresh
-    report = run_child(retry, Path(out), Path(data_root), Path(log_dir), child_env(threads, None))
-    if report.status != "complete":
+    the run's checkpoint. A sweep that is interrupted says so with a file in its log folder
+    (``STOP``: the nodes share no process, only the folders), which each task watches."""
+    stop = Path(log_dir) / STOP
+    report = run_child(job, Path(out), Path(data_root), Path(log_dir), child_env(threads, None), stop.exists)
+    if report.status == "failed":
         raise RuntimeError(f"{job.name}: {report.error}")
     return report
+
+
+def stop_file(log_dir: Path) -> None:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (log_dir / STOP).touch()
 
 
 class RayTasks(Executor):
@@ -67,7 +74,8 @@ class RayTasks(Executor):
         pending = {task.remote(job, str(out.resolve()), str(self.data_root.resolve()), str(log_dir), self.threads): job
                    for job in jobs}
         failed = 0
-        with tqdm(total=len(jobs), desc="sweep (ray)", disable=not self.progress, dynamic_ncols=True) as bar:
+        with tqdm(total=len(jobs), desc="sweep (ray)", disable=not self.progress, dynamic_ncols=True) as bar, \
+                StopSignals(lambda signum: stop_file(log_dir)):
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=5)
                 for ref in ready:
