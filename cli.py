@@ -10,7 +10,7 @@ import click
 from click.core import ParameterSource
 
 from bench.config import describe, keys_markdown, keys_text, parse_grid, parse_list, parse_names
-from bench.errors import DataError, RunFailed, UserError
+from bench.errors import DataError, RunFailed, UserError, os_error_line
 from bench.files import write_json
 from bench.report.console import bench_table, demo_table, listing, outcome_line, summary_line, verification_lines
 from bench.results.runfolder import SWEEPS, report_dir, timing_record_path
@@ -25,6 +25,9 @@ class Commands(click.Group):
         except UserError as exc:
             click.echo(f"error: {' '.join(str(exc).splitlines())}", err=True)  # one line, whatever a library said
             sys.exit(exc.exit_code)
+        except OSError as exc:  # a full disk, an unwritable folder, a path too long, outside a run
+            click.echo(f"error: {os_error_line(exc)}", err=True)
+            sys.exit(3)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             sys.exit(130)

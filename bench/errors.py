@@ -13,6 +13,22 @@ class DataError(UserError):
     exit_code = 3
 
 
+class StorageError(UserError):
+    """The operating system refused a read or a write: a full disk, a folder made unwritable, a
+    path too long for the filesystem."""
+
+    exit_code = 3
+
+
+def os_error_line(exc: OSError) -> str:
+    """An ``OSError`` as one line: what the system said, its errno name and the file."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno, "") if exc.errno else ""
+    what = exc.strerror or first_line(exc)
+    return f"{what}{f' ({name})' if name else ''}{f': {exc.filename}' if exc.filename else ''}"
+
+
 class RunFailed(UserError):
     """A run that had to stop (a NaN loss, an interruption)."""
 

@@ -26,9 +26,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        raise _named(exc, path)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -105,8 +105,17 @@ def append_jsonl(path: Path, row: dict) -> None:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
+        except OSError as exc:
+            raise _named(exc, path)
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _named(exc: BaseException, path: Path) -> BaseException:
+    """An ``OSError`` of a write (a full disk says nothing of the file) with the file it was for."""
+    if isinstance(exc, OSError) and exc.filename is None:
+        return OSError(exc.errno, exc.strerror or str(exc), str(path))
+    return exc
 
 
 def write_figure(fig, path: Path) -> Path:

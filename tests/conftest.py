@@ -7,14 +7,15 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CSN_BENCH_CACHE", str(REPO / ".cache" / "tests"))
 
 DATA_FIXTURES = {"data_root", "omniglot"}
-HEAVY_FIXTURES = {"ray_cluster", "compiler", "uninterrupted_short_run", "concurrent_runs"}
+HEAVY_FIXTURES = {"ray_cluster", "compiler", "uninterrupted_short_run", "unrefused_run", "concurrent_runs"}
 
 
 def pytest_collection_modifyitems(items):
     """Markers derived from the fixtures a test requests, never written by hand (a hand-written
     marker could lie): ``slow`` uses the real Omniglot data, ``heavy`` starts a Ray cluster,
-    compiles with torch.compile, signals many short runs in subprocesses or starts several runs at
-    once (``concurrent_runs``): each a minute or more on two cores without any data."""
+    compiles with torch.compile, signals many short runs in subprocesses, refuses the writes of many
+    short runs or starts several runs at once (``concurrent_runs``): each a minute or more on two
+    cores without any data."""
     for item in items:
         for marker in ("slow", "heavy"):
             if item.get_closest_marker(marker) is not None:

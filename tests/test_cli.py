@@ -164,7 +164,7 @@ def test_an_unwritable_output_folder_fails_before_any_data_is_read(tmp_path, mon
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = invoke("run", "--method", "protonet", "--task", "omniglot-5w1s", "--profile", "smoke", "--out", blocker / "results")
-    one_line_error(result, 2, "cannot create the run folder")
+    one_line_error(result, 3, "cannot create the run folder")
 
 
 def test_eval_rejects_bad_runs(tmp_path):

@@ -8,6 +8,7 @@ fixed (and the examples derandomised) to keep CI fast and repeatable; for a long
     CSN_BENCH_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest tests/test_fuzz.py
 """
 
+import errno
 import json
 import os
 import pickle
@@ -263,6 +264,54 @@ def test_a_damaged_run_file_never_stops_the_report_or_the_sweep_scan(name, data,
         build_report(results, results / "report")
 
 
+JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**15, 10**15), st.floats(), st.text(max_size=4),
+                        st.sampled_from([[0], [], {}, {"a": 1}, [[3]], -1, 1.5, 10**30]))
+
+
+def field_mutation(original: bytes, jsonl: bool, data) -> bytes:
+    """``original`` (a JSON object, or with ``jsonl`` rows of objects) with one field, top-level or
+    one level down, given a value of another type or out of its range."""
+    rows = [json.loads(line) for line in original.decode().splitlines() if line.strip()] if jsonl else [json.loads(original)]
+    target = data.draw(st.sampled_from(rows))
+    nested = [k for k, v in target.items() if isinstance(v, dict) and v]
+    if nested and data.draw(st.booleans()):
+        target = target[data.draw(st.sampled_from(nested))]
+    target[data.draw(st.sampled_from(sorted(target)))] = data.draw(JSON_VALUES)
+    return ("".join(json.dumps(r) + "\n" for r in rows) if jsonl else json.dumps(rows[0])).encode()
+
+
+@fuzz(25)
+@given(name=st.sampled_from(["config.json", "summary.json", "test_episodes.jsonl", "val.jsonl", "status.json"]), data=st.data())
+def test_a_run_file_field_of_another_type_or_range_never_stops_the_report_or_the_sweep_scan(name, data, finished_run,
+                                                                                            tmp_path_factory):
+    from bench.engine.sweep import scan_runs
+
+    results = tmp_path_factory.mktemp("results")
+    good = fake_run(results, "maml", 0, [0.5, 0.25, 0.75])
+    damaged = results / "runs" / finished_run.name
+    damaged.mkdir()
+    for p in finished_run.path.iterdir():
+        (damaged / p.name).write_bytes(p.read_bytes())
+    (damaged / name).write_bytes(field_mutation((damaged / name).read_bytes(), name.endswith(".jsonl"), data))
+    c = collect(results)
+    assert good.name in set(c.runs["run"])
+    assert (damaged.name in set(c.runs["run"])) != (damaged.name in set(c.incomplete["run"]))
+    scan_runs(results)
+    with mock.patch("bench.report.plots.write_figure", _close_unsaved):
+        build_report(results, results / "report")
+
+
+def test_a_test_episode_listed_twice_makes_its_run_unreadable_not_the_report(finished_run, tmp_path):
+    damaged = tmp_path / "runs" / finished_run.name
+    damaged.mkdir(parents=True)
+    for p in finished_run.path.iterdir():
+        (damaged / p.name).write_bytes(p.read_bytes())
+    lines = (damaged / "test_episodes.jsonl").read_text().splitlines()
+    (damaged / "test_episodes.jsonl").write_text("\n".join(lines + lines[:1]) + "\n")
+    c = collect(tmp_path)
+    assert list(c.incomplete["missing"]) == [f"test_episodes.jsonl line {len(lines) + 1} repeats episode 0"]
+
+
 @fuzz(50)
 @given(name=st.sampled_from(["best.pt", "state.pt"]), data=st.data())
 def test_a_damaged_checkpoint_loads_or_is_a_user_error(name, data, finished_run, tmp_path_factory):
@@ -370,3 +419,84 @@ def test_a_corpus_or_split_file_that_is_a_fifo_or_device_is_a_data_error(kind, t
                 ptb_sources(root, 8501, 41)
         finally:
             signal.alarm(0)
+
+
+# -- the operating system refuses a write -----------------------------------------------------
+
+FAULT_RUN = ["run", "--method", "maml", "--task", "sinusoid-5s", "--profile", "smoke", "--seed", "2",
+             "--set", "method.inner_lr=0.01", "--set", "train.iterations=30", "--set", "train.val_every=10",
+             "--set", "train.checkpoint_every=5", "--set", "eval.episodes=20"]
+ERRNOS = [errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.ENAMETOOLONG, errno.EDQUOT]
+
+
+class RefusedWrites:
+    """``os.fsync``, which every write of the harness ends with, refusing from its ``after``-th call on."""
+
+    def __init__(self, after: int, err: int):
+        self.after, self.err, self.real = after, err, os.fsync
+
+    def __call__(self, fd: int) -> None:
+        if self.after == 0:
+            raise OSError(self.err, os.strerror(self.err))
+        self.after -= 1
+        self.real(fd)
+
+
+@pytest.fixture(scope="module")
+def unrefused_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("unrefused_run")
+    result = invoke(*FAULT_RUN, "--out", out)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (out / "runs").iterdir()
+    return (run_dir / "test_episodes.jsonl").read_text()
+
+
+@fuzz(10)
+@given(err=st.sampled_from(ERRNOS), after=st.integers(0, 60))
+def test_a_write_the_system_refuses_ends_the_run_in_one_line_exit_3_and_it_resumes(err, after, unrefused_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("refused")
+    refuse = RefusedWrites(after, err)
+    with mock.patch("os.fsync", refuse):
+        result = invoke(*FAULT_RUN, "--out", out)
+    if refuse.after > 0:  # the run needed fewer writes than that
+        assert result.exit_code == 0, result.output
+        return
+    one_line_error(result, 3, os.strerror(err))
+    runs = list((out / "runs").iterdir()) if (out / "runs").exists() else []
+    if not runs:
+        assert "nothing was run" in result.output
+        return
+    (run_dir,) = runs
+    assert RunFolder(run_dir).is_complete() == ("--resume" not in result.output)
+    if "--resume" in result.output:
+        resumed = invoke("run", "--resume", run_dir)
+        assert resumed.exit_code == 0, resumed.output
+    assert (run_dir / "test_episodes.jsonl").read_text() == unrefused_run
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EACCES, errno.EROFS])
+def test_report_eval_and_sweep_end_in_one_line_exit_3_when_a_write_is_refused(err, tmp_path):
+    results = tmp_path / "results"
+    copy = fake_run(results, "maml", 0, [0.5, 0.25, 0.75], task="sinusoid-5s", checkpoint=True).path
+    before = snapshot(results)
+    for command in (["report", "--results", results, "--out", tmp_path / "report"], ["eval", copy, "--episodes", 3],
+                    ["sweep", "--methods", "maml", "--tasks", "sinusoid-5s", "--profile", "smoke", "--out", tmp_path / "swept"]):
+        with mock.patch("os.fsync", RefusedWrites(0, err)):
+            result = invoke(*command)
+        errors = [line for line in result.output.splitlines() if "error" in line]  # sweep's progress bar aside
+        assert result.exit_code == 3 and "Traceback" not in result.output, result.output
+        assert len(errors) == 1 and errors[0].startswith("error: ") and os.strerror(err) in errors[0], result.output
+    assert snapshot(results) == before
+
+
+def test_a_results_folder_whose_name_is_too_long_is_one_line_exit_3(tmp_path):
+    one_line_error(invoke(*FAULT_RUN, "--out", tmp_path / ("x" * 300)), 3, "File name too long")
+
+
+def test_an_index_that_cannot_be_appended_to_is_refused_before_the_run_starts(tmp_path):
+    (tmp_path / "index.jsonl").write_text("")
+    refused = PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path / "index.jsonl"))
+    with mock.patch("bench.results.runfolder.open", side_effect=refused, create=True):
+        result = invoke(*FAULT_RUN, "--out", tmp_path)
+    one_line_error(result, 3, "cannot append to")
+    assert not (tmp_path / "runs").exists()

@@ -22,7 +22,7 @@ from bench.engine.runconfig import RunConfig
 from bench.engine.setup import load_weights, set_up
 from bench.engine.tensorboard import TensorBoardMirror
 from bench.engine.train import Trainer, improves
-from bench.errors import RunFailed, RunInterrupted, UserError, first_line
+from bench.errors import RunFailed, RunInterrupted, StorageError, UserError, first_line, os_error_line
 from bench.results.runfolder import RunFolder
 from bench.results.summary import Budget, RunSummary
 
@@ -108,7 +108,8 @@ def run(
 
     With ``resume``, continues the run in that folder from its last state checkpoint (or from
     the start, where none was written); with ``tensorboard``, mirrors the curves into the run
-    folder. SIGINT or SIGTERM in any phase ends the run as ``interrupted`` (``RunInterrupted``, exit 4).
+    folder. SIGINT or SIGTERM in any phase ends the run as ``interrupted`` (``RunInterrupted``, exit 4);
+    a write or read the system refuses (a full disk) ends it likewise (``StorageError``, exit 3).
     """
     with Signals() as signals:
         session, folder = None, resume
@@ -136,6 +137,19 @@ def run(
             raise RunInterrupted(
                 f"interrupted by {exc} while {session.phase} (resumable from iteration {session.checkpointed}); "
                 f"continue with: cli.py run --resume {folder.path}"
+            ) from None
+        except OSError as exc:
+            if session is None:
+                if resume is None and folder is not None:
+                    folder.discard()  # made a moment ago, and not even its config could be written
+                raise StorageError(f"{os_error_line(exc)}; nothing was run") from None
+            try:
+                folder.write_status("interrupted", session.checkpointed, phase=session.phase, error=os_error_line(exc))
+            except OSError:
+                pass  # the status cannot be written either: the one there still names the last checkpoint
+            raise StorageError(
+                f"{os_error_line(exc)} while {session.phase}; the run is resumable from iteration "
+                f"{session.checkpointed} once that is fixed: cli.py run --resume {folder.path}"
             ) from None
         finally:
             if folder is not None:

@@ -20,13 +20,14 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError, first_line
+from bench.errors import StorageError, UserError, first_line, os_error_line
 from bench.files import (append_jsonl, atomic_write_bytes, gzip_file, gzipped, read_json, read_jsonl, write_json,
                          write_jsonl)
 from bench.results.summary import RunSummary, SummaryError, read_summary
@@ -142,7 +143,7 @@ class RunFolder:
                 except FileExistsError:
                     continue
         except OSError as exc:
-            raise UserError(f"cannot create the run folder under {results}: {exc.strerror}") from None
+            raise StorageError(f"cannot create the run folder under {results}: {os_error_line(exc)}") from None
         raise UserError(f"cannot create the run folder under {results}: too many runs named {base}")
 
     # -- one process at a time -------------------------------------------------------------
@@ -190,6 +191,11 @@ class RunFolder:
         index = Path(results) / INDEX
         if index.exists() and not index.is_file():
             raise UserError(f"cannot append to {index}: it is not a file")
+        if index.exists():
+            try:
+                open(index, "ab").close()  # appends nothing; refused where the file is read-only
+            except OSError as exc:
+                raise StorageError(f"cannot append to {index}: {os_error_line(exc)}") from None
 
     def write_config(self, config: dict) -> None:
         write_json(self.path / CONFIG, config)
@@ -250,6 +256,9 @@ class RunFolder:
             raise UserError(f"{self.path} is not a run folder (no readable {CONFIG})") from None
         if not isinstance(config, dict) or not all(isinstance(config.get(k), str) for k in ("method", "task", "profile")):
             raise UserError(f"{self.path} is not a run folder ({CONFIG} does not hold a run's config)")
+        for key, (ok, what) in CONFIG_FIELDS.items():
+            if key in config and not ok(config[key]):
+                raise UserError(f"{self.path} {CONFIG}: {key} is {_shown(config[key])}, not {what}")
         return config
 
     def digest(self) -> str | None:
@@ -317,8 +326,8 @@ class RunFolder:
         try:
             config = self.read_config()
             metric = summary.metric
-            test_rows = _rows(self.path / TEST, ("episode", "fingerprint", metric))
-            val_rows = _rows(self.path / VAL, ("iteration", metric))
+            test_rows = _rows(self.path / TEST, TEST_FIELDS, metric)
+            val_rows = _rows(self.path / VAL, VAL_FIELDS, metric, curve=True)
         except UserError as exc:
             raise IncompleteRun(str(exc).replace(f"{self.path} ", "")) from None
         except (OSError, ValueError) as exc:
@@ -415,11 +424,55 @@ def run_folders(results: Path) -> list[RunFolder]:
     return [RunFolder(p) for p in sorted(runs.iterdir())] if runs.is_dir() else []
 
 
-def _rows(path: Path, keys: tuple[str, ...]) -> list[dict]:
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> bool:
+    return _number(value) and math.isfinite(value)
+
+
+# What a run's files must hold where the report and the sweep read them (field: check, in words).
+CONFIG_FIELDS = {"seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+                 "tag": (lambda v: isinstance(v, str), "text"), "device": (lambda v: isinstance(v, str), "text"),
+                 "method_settings": (lambda v: isinstance(v, dict), "a mapping"),
+                 "train": (lambda v: isinstance(v, dict), "a mapping"), "eval": (lambda v: isinstance(v, dict), "a mapping")}
+TEST_FIELDS = {"episode": (_count, "a count"), "fingerprint": (lambda v: isinstance(v, str), "text")}
+VAL_FIELDS = {"iteration": (_count, "a count")}
+METRIC_RANGES = {"accuracy": (lambda v: 0 <= v <= 1, "a number from 0 to 1"), "mse": (lambda v: v >= 0, "a number of at least 0")}
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
+    return text if len(text) <= 30 else text[:27] + "..."
+
+
+def _rows(path: Path, fields: dict, metric: str, curve: bool = False) -> list[dict]:
+    """The rows of a run's per-episode (or, ``curve``, validation) file, each field checked; a
+    test episode listed twice makes the run unreadable rather than counted twice."""
     rows = read_jsonl(path)
+    in_range, what = METRIC_RANGES.get(metric, (_number, "a number"))
+    # NaN is a value a run can record: a diverged episode's error, an epoch the oracle did not validate
+    checks = {**fields, metric: (lambda v: _number(v) and (math.isnan(v) or in_range(v)), what + " or NaN")}
+    if curve:
+        checks["train_seconds"] = (lambda v: _finite(v) and v >= 0, "seconds")
+    episodes = set()
     for i, row in enumerate(rows):
-        if not isinstance(row, dict) or any(k not in row for k in keys):
-            raise IncompleteRun(f"{path.name} line {i + 1} lacks one of {', '.join(keys)}")
+        if not isinstance(row, dict):
+            raise IncompleteRun(f"{path.name} line {i + 1} is not an object")
+        for key, (ok, what) in checks.items():
+            if key not in row and key != "train_seconds":
+                raise IncompleteRun(f"{path.name} line {i + 1} lacks {key}")
+            if key in row and not ok(row[key]):
+                raise IncompleteRun(f"{path.name} line {i + 1}: {key} is {_shown(row[key])}, not {what}")
+        if not curve:
+            if row["episode"] in episodes:
+                raise IncompleteRun(f"{path.name} line {i + 1} repeats episode {row['episode']}")
+            episodes.add(row["episode"])
     return rows
 
 

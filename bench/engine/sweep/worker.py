@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.engine.runconfig import RunConfig
 from bench.engine.sweep.plan import Job, Report, run_job
-from bench.errors import RunInterrupted, UserError, first_line
+from bench.errors import RunInterrupted, StorageError, UserError, first_line, os_error_line
 from bench.files import read_json, write_json
 from bench.interface.method import Method
 from bench.registry import class_path, import_class
@@ -66,7 +66,9 @@ def work(job: Path) -> int:
     except UserError as exc:
         error, code = " ".join(str(exc).splitlines()), exc.exit_code
         status = "interrupted" if isinstance(exc, RunInterrupted) else "failed"
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # an unreadable job file
+    except OSError as exc:  # an unreadable job file, or a full disk outside the run
+        error, code = f"job {job}: {os_error_line(exc)}", StorageError.exit_code
+    except (ValueError, KeyError, TypeError) as exc:  # a job file of the wrong shape
         error = f"cannot read the job {job}: {first_line(exc)}"
     print(f"error: {error}" if error else f"{status}: {folder}", file=sys.stderr)
     write_json(outcome_path(job), dataclasses.asdict(Report(status, str(folder) if folder else None, error)))
