@@ -10,8 +10,9 @@ setup:
 demo: setup
 	$(PY) cli.py demo
 
+# One pytest worker per core (pytest-xdist); the heavy tests stay together on one of them.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow and not heavy"
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow and not heavy"

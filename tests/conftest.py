@@ -25,6 +25,9 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
         if HEAVY_FIXTURES & fixtures:
             item.add_marker(pytest.mark.heavy)
+            # With pytest-xdist (``-n``, ``--dist loadgroup``), one worker takes the heavy tests one
+            # after another: each starts processes of its own and some time what those do.
+            item.add_marker(pytest.mark.xdist_group("heavy"))
 
 
 def _shared_data() -> Path | None:
