@@ -23,7 +23,7 @@ from bench.engine.setup import load_weights, set_up
 from bench.engine.tensorboard import TensorBoardMirror
 from bench.engine.train import Trainer, improves
 from bench.errors import RunFailed, RunInterrupted, StorageError, UserError, first_line, os_error_line
-from bench.results.runfolder import RunFolder
+from bench.results.runfolder import INDEX, RunFolder
 from bench.results.summary import Budget, RunSummary
 
 
@@ -143,6 +143,9 @@ def run(
                 if resume is None and folder is not None:
                     folder.discard()  # made a moment ago, and not even its config could be written
                 raise StorageError(f"{os_error_line(exc)}; nothing was run") from None
+            if folder.is_complete():  # its summary is written: only the status or the index row is missing
+                raise StorageError(f"{os_error_line(exc)} after the run was complete (its results are in "
+                                   f"{folder.path}; {INDEX} lacks its row)") from None
             try:
                 folder.write_status("interrupted", session.checkpointed, phase=session.phase, error=os_error_line(exc))
             except OSError:
