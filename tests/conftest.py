@@ -7,7 +7,7 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CSN_BENCH_CACHE", str(REPO / ".cache" / "tests"))
 
 DATA_FIXTURES = {"data_root", "omniglot"}
-HEAVY_FIXTURES = {"ray_cluster", "compiler", "uninterrupted_short_run", "unrefused_run", "concurrent_runs"}
+HEAVY_FIXTURES = {"ray_cluster", "compiler", "uninterrupted_short_run", "uninterrupted_sweep", "unrefused_run", "concurrent_runs"}
 
 
 def pytest_collection_modifyitems(items):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from helpers import invoke, one_line_error
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parent.parent
 GRID = ["sweep", "--methods", "maml", "--tasks", "sinusoid-5s", "--profile", "smoke", "--set", "eval.episodes=50",
@@ -77,6 +79,26 @@ def test_a_signalled_sweep_interrupts_its_runs_starts_no_other_and_a_rerun_gives
     again = invoke(*SIGNALLED, "--jobs", jobs, "--out", concurrent_runs)
     assert again.exit_code == 0 and "resumed" in again.output, again.output
     assert episodes_by_config(concurrent_runs) == uninterrupted_sweep
+
+
+@settings(max_examples=3, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sig=st.sampled_from([signal.SIGINT, signal.SIGTERM]), delay=st.floats(0.0, 3.0))
+def test_a_signal_at_a_random_moment_of_a_parallel_sweep_ends_in_results_or_exit_4_and_a_rerun_completes_them(
+        sig, delay, uninterrupted_sweep, tmp_path_factory):
+    out = tmp_path_factory.mktemp("signalled_sweep")
+    proc = subprocess.Popen([sys.executable, "cli.py", *SIGNALLED, "--jobs", "2", "--out", str(out)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not (out / "runs").exists() and proc.poll() is None:  # from the moment the first run exists
+        time.sleep(0.01)
+    time.sleep(delay)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode in (0, 4) and "Traceback" not in stderr, stdout + stderr
+    statuses = [json.loads(p.read_text())["status"] for p in out.glob("runs/*/status.json")]
+    assert "running" not in statuses, statuses
+    again = invoke(*SIGNALLED, "--jobs", 2, "--out", out)
+    assert again.exit_code == 0, again.output
+    assert episodes_by_config(out) == uninterrupted_sweep
 
 
 def test_two_sweeps_started_together_on_one_grid_run_each_config_once(concurrent_runs):
