@@ -11,9 +11,8 @@ from click.core import ParameterSource
 
 from bench.config import describe, keys_markdown, keys_text, parse_grid, parse_list, parse_names
 from bench.errors import DataError, RunFailed, UserError, os_error_line
-from bench.files import write_json
 from bench.report.console import bench_table, demo_table, listing, outcome_line, summary_line, verification_lines
-from bench.results.runfolder import SWEEPS, report_dir, timing_record_path
+from bench.results.runfolder import SWEEPS, report_dir, write_timing_record
 
 
 class Commands(click.Group):
@@ -186,9 +185,7 @@ def bench(method, task, impl, chunks, compile_modes, memory_formats, iterations,
                 for label, extra, jobs in variant_grid(values, parse_list(jobs_list, int))]
     record = bench_variants(variants, resolve_root(data_root), iterations, warmup, repeat, warn)
     click.echo(bench_table(record, method, task))
-    path = timing_record_path(Path(out), "bench", f"{task}__{method}")
-    write_json(path, record)
-    click.echo(f"written to {path}")
+    click.echo(f"written to {write_timing_record(Path(out), 'bench', f'{task}__{method}', record)}")
 
 
 @cli.command()
@@ -208,9 +205,7 @@ def floor(method_names, task, iterations, warmup, repeat, test_episodes, threads
     result = measure(configs, resolve_root(data_root), iterations, warmup, repeat, test_episodes, threads,
                      echo=warn)
     click.echo(format_tables(result))
-    path = timing_record_path(Path(out), "floor", f"{task}__{line.profile}")
-    write_json(path, result)
-    click.echo(f"written to {path}")
+    click.echo(f"written to {write_timing_record(Path(out), 'floor', f'{task}__{line.profile}', result)}")
 
 
 @cli.command()

@@ -406,11 +406,13 @@ def sweep_log_dir(results: Path) -> Path:
     return Path(results) / SWEEPS / now_stamp()
 
 
-def timing_record_path(results: Path, kind: str, name: str) -> Path:
-    """Where a ``bench`` or ``floor`` record named ``name`` is written."""
+def write_timing_record(results: Path, kind: str, name: str, record: dict) -> Path:
+    """Writes a ``bench`` or ``floor`` record named ``name`` under ``results``; returns its path."""
     if kind not in TIMING_RECORDS:
         raise ValueError(f"unknown timing record kind {kind!r}")
-    return Path(results) / kind / f"{name}__{now_stamp()}.json"
+    path = Path(results) / kind / f"{name}__{now_stamp()}.json"
+    write_json(path, record)
+    return path
 
 
 def report_dir(results: Path) -> Path:
