@@ -117,7 +117,7 @@ def test_a_config_claimed_by_another_sweep_is_left_to_it_and_a_stopped_sweep_sta
     from bench.engine.sweep.ray_tasks import STOP, ray_task
     from bench.results.runfolder import Claim, config_digest
 
-    job = Job(0, resolve("maml", "sinusoid-5s", "smoke"), False)
+    job = Job(0, resolve("maml", "sinusoid-5s", "smoke"))
     with Claim(tmp_path, config_digest(job.config.to_dict())) as mine:
         assert mine
         outcome = run_job(job, tmp_path, tmp_path, False, lambda: False)

@@ -69,11 +69,11 @@ class Report:
 
 @dataclass(frozen=True)
 class Job:
-    """A config still to run, and whether an interrupted run of it waits to be resumed."""
+    """A config still to run (``run_job`` finds out, when it starts, whether an interrupted run of
+    it waits to be resumed), numbered in its sweep."""
 
     index: int
     config: RunConfig
-    resumes: bool
 
     @property
     def name(self) -> str:
@@ -87,7 +87,7 @@ def plan(configs: list[RunConfig], out: Path) -> tuple[list[Outcome], list[Job]]
     jobs of the others (a grid that names one config twice runs it once)."""
     if not configs:
         raise UserError("the sweep grid is empty (no method supports the tasks given)")
-    done, resumable = scan_runs(out)
+    done = scan_runs(out)[0]
     finished, todo, planned = [], [], set()
     for config in configs:
         digest = config_digest(config.to_dict())
@@ -95,7 +95,7 @@ def plan(configs: list[RunConfig], out: Path) -> tuple[list[Outcome], list[Job]]
             finished.append(Outcome(config, "finished", done[digest]))
         elif digest not in planned:
             planned.add(digest)
-            todo.append(Job(len(todo), config, digest in resumable))
+            todo.append(Job(len(todo), config))
     return finished, todo
 
 

@@ -82,7 +82,8 @@ def run_child(job: Job, out: Path, data_root: Path, log_dir: Path, env: dict[str
 
 class ChildProcesses(Executor):
     """Up to ``jobs`` runs at once, each a child process; a crash or an out-of-memory kill ends
-    that run only, a signal to the sweep interrupts them all. GPUs are shared out by ``CUDA_VISIBLE_DEVICES``, ``runs_per_gpu`` on each."""
+    that run only, a signal to the sweep interrupts them all. GPUs are shared out by
+    ``CUDA_VISIBLE_DEVICES``, ``runs_per_gpu`` on each."""
 
     def __init__(self, data_root: Path, jobs: int, threads: int, gpus: list[str], runs_per_gpu: int, progress: bool = True):
         self.data_root, self.jobs, self.threads, self.gpus, self.runs_per_gpu = data_root, jobs, threads, gpus, runs_per_gpu

@@ -56,7 +56,7 @@ def work(job: Path) -> int:
         spec = read_json(job)
         method_class = import_class(spec["method_class"], spec["config"]["method"], Method)
         config = from_record(spec["config"], lambda name: method_class, str(job))
-        outcome = run_job(Job(0, config, False), Path(spec["out"]), Path(spec["data_root"]), True, lambda: False)
+        outcome = run_job(Job(0, config), Path(spec["out"]), Path(spec["data_root"]), True, lambda: False)
         for sig in (signal.SIGINT, signal.SIGTERM):  # the run is over: a late signal changes nothing
             signal.signal(sig, signal.SIG_IGN)
         status, error, code = outcome.what, outcome.error, 0
