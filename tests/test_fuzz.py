@@ -331,13 +331,17 @@ SHORT_RUN = ["run", "--method", "maml", "--task", "sinusoid-5s", "--profile", "s
              "--set", "train.checkpoint_every=20", "--set", "eval.episodes=300"]
 
 
-@pytest.fixture(scope="module")
-def uninterrupted_short_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("uninterrupted_short_run")
-    result = invoke(*SHORT_RUN, "--out", out)
+def episodes_of_one_run(args: list, out: Path) -> str:
+    """The test episodes of the one run ``args`` makes in ``out``, the yardstick of a resumed run."""
+    result = invoke(*args, "--out", out)
     assert result.exit_code == 0, result.output
     (run_dir,) = (out / "runs").iterdir()
     return (run_dir / "test_episodes.jsonl").read_text()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_short_run(tmp_path_factory):
+    return episodes_of_one_run(SHORT_RUN, tmp_path_factory.mktemp("uninterrupted_short_run"))
 
 
 @fuzz(4)
@@ -452,11 +456,7 @@ def refused_in_one_line(result, err: int) -> None:
 
 @pytest.fixture(scope="module")
 def unrefused_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("unrefused_run")
-    result = invoke(*FAULT_RUN, "--out", out)
-    assert result.exit_code == 0, result.output
-    (run_dir,) = (out / "runs").iterdir()
-    return (run_dir / "test_episodes.jsonl").read_text()
+    return episodes_of_one_run(FAULT_RUN, tmp_path_factory.mktemp("unrefused_run"))
 
 
 @fuzz(10)

@@ -153,14 +153,8 @@ class RunFolder:
         process ends, however it ends); False where another process holds it."""
         if self._lock is not None:
             return True
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._lock = fd
-        return True
+        self._lock = _flock(self.path / LOCK)
+        return self._lock is not None
 
     def unlock(self) -> None:
         if self._lock is not None:
@@ -374,6 +368,18 @@ class RunFolder:
             return None
 
 
+def _flock(path: Path) -> int | None:
+    """An open descriptor of ``path`` (made if missing) holding an exclusive ``flock``, which lasts
+    until it is closed or the process ends, however it ends; None where another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class Claim:
     """A results folder's claim on one resolved config (an exclusive ``flock`` on
     ``sweeps/claims/DIGEST``, held while the config runs and dropped however the process ends),
@@ -386,14 +392,8 @@ class Claim:
     def __enter__(self) -> bool:
         """True where this process holds the claim now; False where another process does."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
+        self._fd = _flock(self.path)
+        return self._fd is not None
 
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
