@@ -11,8 +11,12 @@ Four interchangeable implementations of the same algorithm, and a choice between
 - ``looped``: the same pure function, one task at a time.
 - ``reference``: learn2learn's ``MAML`` wrapper (``clone()`` / ``adapt()``), task by task,
   the way its examples do it.
-- ``auto`` (default): times ``batched`` and ``split`` on the first meta-batch on the device
-  in use and keeps the faster one (recorded as ``impl_used``).
+- ``auto`` (default): on a GPU, times ``batched`` and ``split`` on the first meta-batch and
+  keeps the faster one; on the CPU, ``batched`` (recorded as ``impl_used``). On the CPU the two
+  were within timing noise on the Omniglot shapes of the ``quick`` profile (``cli.py bench
+  --impl batched,split``, one thread, a loaded machine: 3.97 and 4.22 s/iter on 5w5s, 0.87 and
+  1.23 on 5w1s), so timing there picked either by chance, and two runs of one seed could differ
+  in their last digits (``check-method``'s determinism rule found it).
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ class MAMLConfig:
     batch_norm: Literal["transductive", "running"] = "transductive"
     """``transductive``: batch statistics at train and test (the MAML paper); ``running``: running statistics at test."""
     impl: Literal["auto", "batched", "split", "looped", "reference"] = "auto"
-    """Implementation (same results): see the module docstring; ``auto`` times ``batched`` and ``split`` on the first batch."""
+    """Implementation (same results within float rounding): see the module docstring; ``auto`` times ``batched`` and
+    ``split`` on the first batch on a GPU and takes ``batched`` on the CPU."""
 
     def __post_init__(self):
         if not (1 <= self.inner_steps <= 1000 and 0 <= self.eval_inner_steps <= 10_000):
@@ -184,6 +189,10 @@ class MAML(Method):
         return vmap(lambda qx: self._predict(dict(self.net.named_parameters()), qx, batch.ways))(batch.query_x)
 
     @property
+    def transductive(self) -> bool:
+        return self.config.batch_norm == "transductive"
+
+    @property
     def graph_factor(self) -> float:
         # create_graph keeps, beside each support activation, the inner gradient's tensors of its size
         return 1.0 if self.config.first_order else 2.0
@@ -206,6 +215,7 @@ class MAML(Method):
         second_order = self.training and not self.config.first_order
         with torch.enable_grad():  # adaptation needs gradients, also under evaluation's no_grad
             if self.impl_used is None:
-                self.impl_used = self._choose_impl(batch, steps, second_order)
+                cuda = batch.query_x.is_cuda  # timing on the CPU chose by chance (module docstring)
+                self.impl_used = self._choose_impl(batch, steps, second_order) if cuda else "batched"
             out = getattr(self, f"forward_{self.impl_used}")(batch, steps, second_order)
         return out if self.training else out.detach()
