@@ -1,9 +1,26 @@
 """The meta-learning methods: one package per method, named by its folder (``methods/csn/`` is
-``csn``), each exposing one ``Method`` subclass. Adding a folder adds a method."""
+``csn``), each exposing one ``Method`` subclass. Adding a folder adds a method.
+
+Methods from outside this repository join the same registry (docs/adding-a-method.md): an
+installed distribution declares an entry point in the ``csn_bench.methods`` group, or a folder
+of method packages is named by ``--methods-path`` (``$CSN_BENCH_METHODS_PATH``, folders separated
+by the platform's path separator). A name that is already taken is an error."""
+
+import os
 
 from bench.interface.method import Method
-from bench.registry import PackageRegistry
+from bench.registry import PackageRegistry, entry_point_entries, folder_entries
 
-METHODS = PackageRegistry("method", __name__, __path__, Method)
+ENTRY_POINT_GROUP = "csn_bench.methods"
+PATH_VARIABLE = "CSN_BENCH_METHODS_PATH"
 
-__all__ = ["METHODS", "Method"]
+
+def _folders() -> list[str]:
+    return [f for f in os.environ.get(PATH_VARIABLE, "").split(os.pathsep) if f]
+
+
+METHODS = PackageRegistry("method", __name__, __path__, Method,
+                          outside=lambda: entry_point_entries(ENTRY_POINT_GROUP) + folder_entries(_folders()),
+                          outside_key=_folders)
+
+__all__ = ["ENTRY_POINT_GROUP", "METHODS", "Method", "PATH_VARIABLE"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -49,6 +50,29 @@ CODE_STATE = _code_state()
 def commit_label(state: dict) -> str:
     """``0123456789``, with `` (dirty)`` for uncommitted changes, of a record holding ``CODE_STATE``'s keys."""
     return (state.get("git_commit") or "unknown")[:10] + (" (dirty)" if state.get("git_dirty") else "")
+
+
+def method_code(cls: type) -> dict:
+    """Where a method's code came from: ``built-in`` (this checkout, at ``git_commit``); an
+    installed ``distribution`` and its ``version``; or the ``path`` of its package; with the
+    SHA-256 of the package's files (``.py`` and ``.yaml``, by relative path) outside this checkout."""
+    from importlib import metadata
+
+    from bench.files import file_sha256
+
+    top = cls.__module__.partition(".")[0]
+    package = Path(sys.modules[top].__file__ or "").parent
+    if package == REPO / "methods":  # this harness's own methods package, checked out or installed
+        return {"source": "built-in", "module": cls.__module__}
+    files = sorted(p for p in package.rglob("*") if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts)
+    digest = hashlib.sha256("".join(f"{p.relative_to(package)} {file_sha256(p)}\n" for p in files).encode()).hexdigest()
+    for name in metadata.packages_distributions().get(top, []):
+        # Only a distribution that installed this very file (a folder's leftover egg-info did not).
+        installed = {Path(metadata.distribution(name).locate_file(f)).resolve() for f in metadata.files(name) or []}
+        if Path(sys.modules[top].__file__ or "").resolve() in installed:
+            return {"source": "distribution", "distribution": name, "version": metadata.version(name),
+                    "module": cls.__module__, "sha256": digest}
+    return {"source": "path", "path": str(package), "module": cls.__module__, "sha256": digest}
 
 
 def environment(device: torch.device) -> dict:

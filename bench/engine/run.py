@@ -17,7 +17,7 @@ from bench.engine.compute import model_cost
 from bench.engine.device import device_name
 from bench.engine.evaluate import evaluate_test_split, first_test_episode, primary_metric, summarise
 from bench.engine.memory import current_memory_bytes, peak_memory_bytes, peak_memory_kind, reset_peak_memory
-from bench.engine.provenance import environment
+from bench.engine.provenance import environment, method_code
 from bench.engine.runconfig import RunConfig
 from bench.engine.setup import load_weights, set_up
 from bench.engine.tensorboard import TensorBoardMirror
@@ -193,7 +193,8 @@ class RunSession:
             raise
         data = self.setup.sources["test"].identity
         if fresh or not folder.has_environment():
-            folder.write_environment({**environment(self.setup.device), "data": data})
+            folder.write_environment({**environment(self.setup.device), "data": data,
+                                      "method_code": method_code(config.method_class)})
         if data.get("official") is False and self.progress:
             tqdm.write(f"note: the {data['dataset']} files differ from the official set (manifest sha256 "
                        f"{data['manifest_sha256'][:12]}...); results are not comparable with published ones")

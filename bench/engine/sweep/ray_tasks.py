@@ -52,12 +52,16 @@ class RayTasks(Executor):
             import ray
         except ImportError:
             raise UserError("--executor ray needs Ray (pip install ray, or rerun scripts/setup.sh)") from None
-        from bench.engine.provenance import CODE_STATE, CODE_STATE_VARIABLE
+        from bench.engine.provenance import CODE_STATE, CODE_STATE_VARIABLE, method_code
 
+        runtime_env = {"working_dir": str(CODE_ROOT), "excludes": RAY_EXCLUDES,
+                       "env_vars": {CODE_STATE_VARIABLE: json.dumps(CODE_STATE), "RAY_USAGE_STATS_ENABLED": "0"}}
+        # A method from --methods-path lives outside the working directory: Ray ships its package too.
+        outside = sorted({c["path"] for c in (method_code(j.config.method_class) for j in jobs) if c["source"] == "path"})
+        if outside:
+            runtime_env["py_modules"] = outside
         try:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"working_dir": str(CODE_ROOT), "excludes": RAY_EXCLUDES,
-                                  "env_vars": {CODE_STATE_VARIABLE: json.dumps(CODE_STATE), "RAY_USAGE_STATS_ENABLED": "0"}})
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
         except Exception as exc:  # ray raises many types for an unreachable or refusing cluster
             where = f" at {self.address}" if self.address else ""
             raise UserError(f"cannot start or join the Ray cluster{where}: {exc}") from None

@@ -1,7 +1,8 @@
 """``python -m bench.engine.sweep.worker JOB``: one run of a sweep, in a process of its own.
 
 ``JOB`` is a JSON file the sweep wrote (``write_job``): the resolved config, where its method's
-class is (``module:QualName``: the worker needs no method registry), and the results and data
+class is (``module:QualName`` and the folder it imports from: the worker needs no method
+registry, and a method from ``--methods-path`` is found without it), and the results and data
 folders. The worker runs it (``plan.run_job``: resuming its interrupted run there, if any) and
 writes what became of it to ``outcome_path(JOB)``: ``status`` (an ``Outcome``'s ``what``), the
 run folder and the error line. That file is all the sweep
@@ -20,12 +21,12 @@ from bench.engine.sweep.plan import Job, Report, run_job
 from bench.errors import RunInterrupted, StorageError, UserError, first_line, os_error_line
 from bench.files import read_json, write_json
 from bench.interface.method import Method
-from bench.registry import class_path, import_class
+from bench.registry import class_path, import_class, import_root
 
 
 def write_job(path: Path, config: RunConfig, out: Path, data_root: Path) -> None:
-    write_json(path, {"config": config.to_dict(), "method_class": class_path(config.method_class), "out": str(out),
-                      "data_root": str(data_root)})
+    write_json(path, {"config": config.to_dict(), "method_class": class_path(config.method_class),
+                      "method_root": import_root(config.method_class), "out": str(out), "data_root": str(data_root)})
 
 
 def outcome_path(job: Path) -> Path:
@@ -54,7 +55,7 @@ def work(job: Path) -> int:
     status, folder, error, code = "failed", None, "", 1
     try:
         spec = read_json(job)
-        method_class = import_class(spec["method_class"], spec["config"]["method"], Method)
+        method_class = import_class(spec["method_class"], spec["config"]["method"], Method, spec.get("method_root"))
         config = from_record(spec["config"], lambda name: method_class, str(job))
         outcome = run_job(Job(0, config), Path(spec["out"]), Path(spec["data_root"]), True, lambda: False)
         for sig in (signal.SIGINT, signal.SIGTERM):  # the run is over: a late signal changes nothing
