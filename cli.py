@@ -10,7 +10,7 @@ import click
 from click.core import ParameterSource
 
 from bench.config import describe, keys_markdown, keys_text, parse_grid, parse_list, parse_names
-from bench.errors import DataError, RunFailed, UserError, os_error_line
+from bench.errors import CheckFailed, DataError, RunFailed, UserError, os_error_line
 from bench.report.console import bench_table, demo_table, listing, outcome_line, summary_line, verification_lines
 from bench.results.runfolder import SWEEPS, report_dir, write_timing_record
 
@@ -48,11 +48,18 @@ def timing_options(what: str):
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.option("--methods-path", "methods_path", multiple=True, type=click.Path(file_okay=False, exists=True),
+              help="A folder of method packages from outside the repository (repeatable; also $CSN_BENCH_METHODS_PATH).")
+def cli(methods_path) -> None:
     """Few-shot meta-learning benchmark: CSN, MAML, Prototypical Networks and Matching Networks on identical episodes."""
+    import os
+
     from bench.engine.allocator import keep_freed_memory
+    from methods import PATH_VARIABLE
 
     keep_freed_memory()
+    if methods_path:  # through the environment, so that a sweep's worker processes find them too
+        os.environ[PATH_VARIABLE] = os.pathsep.join([*methods_path, *filter(None, [os.environ.get(PATH_VARIABLE)])])
 
 
 @cli.command("list")
@@ -248,6 +255,21 @@ def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per
         raise RunFailed(f"{failed} of {len(configs)} runs failed (logs under {results / SWEEPS}); sweep again to resume them")
 
 
+@cli.command("check-method")
+@click.argument("name")
+def check_method(name) -> None:
+    """Puts method NAME through the rules the report relies on, on tiny generated tasks: one
+    pass/FAIL line per rule (docs/adding-a-method.md says what each checks)."""
+    from bench.engine.conformance import check_method as checks
+
+    failed = 0
+    for check in checks(method_class(name)):
+        failed += not check.ok
+        click.echo(f"{'pass' if check.ok else 'FAIL'}  {check.rule:20s} {check.detail}")
+    if failed:
+        raise CheckFailed(f"{name} fails {failed} rule{'s' if failed > 1 else ''}")
+
+
 @cli.command()
 @click.option("--tasks", "task_names", default="ptb-5w1s,ptb-5w2s,ptb-5w3s", show_default=True, help="Comma-separated PTB tasks.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
@@ -343,5 +365,10 @@ def demo(data_root, out) -> None:
     click.echo(demo_table("omniglot-5w1s", [run_one(c, resolve_root(data_root), Path(out)).summary() for c in configs]))
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """``python cli.py`` and the installed ``csn-bench`` command."""
     cli(obj={"program": True})  # the process ends with the command (see late_signals_ignored)
+
+
+if __name__ == "__main__":
+    main()

@@ -35,6 +35,12 @@ class RunFailed(UserError):
     exit_code = 4
 
 
+class CheckFailed(UserError):
+    """A method that breaks a rule of ``check-method``: like a failed test, exit 1."""
+
+    exit_code = 1
+
+
 class RunInterrupted(RunFailed):
     """A run stopped by SIGINT or SIGTERM, resumable from its last checkpoint."""
 

@@ -22,5 +22,9 @@ class EmbeddingMethod(Method):
     def max_ways(self) -> int | None:
         return None  # no classifier head: any number of ways
 
+    @property
+    def transductive(self) -> bool:
+        return self.config.batch_norm == "transductive"
+
     def info(self) -> dict:
         return {"backbone": self.backbone}

@@ -108,6 +108,19 @@ class Method(nn.Module):
         return self.ways or None
 
     @property
+    def transductive(self) -> bool:
+        """Declared: a query's prediction may depend on the episode's other queries (batch
+        statistics of each test episode, say). ``check-method`` fails an undeclared dependence,
+        and the report lists transductive methods apart."""
+        return False
+
+    @property
+    def support_order_matters(self) -> bool:
+        """Declared: predictions may change when the support set is reordered (an LSTM that reads
+        it in order, say). ``check-method`` fails an undeclared dependence on the order."""
+        return False
+
+    @property
     def graph_factor(self) -> float:
         """Activation memory a training episode keeps, relative to its modules' outputs
         (the memory estimate's multiplier; MAML's second-order graph roughly doubles it)."""

@@ -89,6 +89,10 @@ class MatchingNet(embedding.EmbeddingMethod):
             self.support_lstm = nn.LSTM(dim, dim, batch_first=True, bidirectional=True)
             self.query_lstm = AttentionLSTM(dim, config.read_steps)
 
+    @property
+    def support_order_matters(self) -> bool:
+        return self.config.full_context  # the bidirectional LSTM reads the support set in order
+
     def forward(self, batch: Batch) -> torch.Tensor:
         g, f = batch.embed(self.encoder)
         if self.config.full_context:
