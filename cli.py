@@ -279,11 +279,11 @@ def check_method(name) -> None:
 @out_option
 def oracle(task_names, assignments, threads, data_root, out) -> None:
     """The PTB tasks' upper bound: an LSTM language model that sees every word, on the tasks' test episodes."""
-    from bench.config import parse_assignments
+    from bench.config import build, parse_assignments
     from bench.data.storage import resolve_root
-    from bench.engine.oracle import run_oracle, settings_from
+    from bench.engine.oracle import OracleSettings, run_oracle
 
-    settings = settings_from(parse_assignments(assignments))
+    settings = build(OracleSettings, parse_assignments(assignments))
     for folder in run_oracle(parse_names("--tasks", task_names), resolve_root(data_root), Path(out), settings, threads, warn):
         click.echo(summary_line(folder))
 

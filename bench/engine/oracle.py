@@ -26,7 +26,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.config import build
 from bench.data import ptb
 from bench.data.episodes import Episode, eval_episodes
 from bench.data.tasks import get_task
@@ -206,7 +205,9 @@ def run_oracle(task_names: list[str], root: Path, out: Path, s: OracleSettings, 
         model.load_state_dict(best_state)
         test_perplexity = perplexity(model, data["test"], s.bptt)
         echo(f"epoch {best_epoch} chosen on validation; test perplexity {test_perplexity:.1f}")
-        sources = {task.name: ptb.ptb_sources(root, task.vocabulary, task.sequence_length) for task in tasks}
+        shapes = {(t.vocabulary, t.sequence_length) for t in tasks}  # the PTB tasks share one: the files are read once more
+        by_shape = {shape: ptb.ptb_sources(root, *shape) for shape in shapes}
+        sources = {t.name: by_shape[(t.vocabulary, t.sequence_length)] for t in tasks}
         folders, scores = [], {"val": {}, "test": {}}  # one test file: the tasks share what was scored
         for task in tasks:
             folders.append(_write_run(task, sources[task.name], model, words, s, out, curve, best_epoch,
@@ -255,7 +256,3 @@ def _write_run(task, sources: dict, model: LanguageModel, words: Words, s: Oracl
     )
     folder.finish(rows, summary)
     return folder
-
-
-def settings_from(assignments: dict) -> OracleSettings:
-    return build(OracleSettings, assignments)
