@@ -76,8 +76,16 @@ def list_cmd(keys_of, markdown) -> None:
     if keys_of is not None:
         rows = describe(RunSettings) + describe(METHODS.get(keys_of).Config, "method")
         click.echo((keys_markdown if markdown else keys_text)(rows), nl=False)
-    else:
-        click.echo(listing([METHODS.get(n) for n in METHODS], [TASKS.get(n) for n in TASKS], list(BACKBONES)))
+    else:  # a method package that does not load (one from outside, say) is named, not a reason to list nothing
+        loaded, broken = [], []
+        for name in METHODS:
+            try:
+                loaded.append(METHODS.get(name))
+            except UserError as exc:
+                broken.append(f"{name} ({exc})")
+        click.echo(listing(loaded, [TASKS.get(n) for n in TASKS], list(BACKBONES)))
+        if broken:
+            raise UserError(f"{len(broken)} method{'s' if len(broken) > 1 else ''} cannot be loaded: {'; '.join(broken)}")
 
 
 def run_options(fn):

@@ -190,6 +190,9 @@ def test_a_package_that_does_not_import_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "broken" / "__init__.py").write_text("import no_such_module_anywhere\n")
     monkeypatch.setenv(PATH_VARIABLE, str(tmp_path))
     one_line_error(invoke("check-method", "broken"), 2, "method 'broken' (folder")
+    listed = invoke("list")
+    assert listed.exit_code == 2 and "csn" in listed.stdout and "omniglot-5w1s" in listed.stdout  # the others are listed
+    assert listed.stderr.startswith("error: 1 method cannot be loaded: broken (method 'broken' (folder")
 
 
 def test_the_example_runs_from_methods_path_through_every_command(tmp_path, data_root, monkeypatch):
