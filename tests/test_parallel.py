@@ -215,10 +215,18 @@ def test_a_captured_training_step_equals_the_eager_one(compiler):
     assert torch.allclose(e1, e2, rtol=1e-4, atol=1e-4)
 
 
+# Ports Ray's other components take by default: the head's port must not be one of them (a
+# random free port once was 52365, the dashboard agent's, and `ray start` refused).
+RAY_PORTS = {6379, 8265, 10001, 52365, 52366, *range(10002, 20000)}
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in RAY_PORTS:
+            return port
 
 
 @pytest.fixture(scope="module")
