@@ -61,16 +61,17 @@ def method_code(cls: type) -> dict:
     from bench.files import file_sha256
 
     top = cls.__module__.partition(".")[0]
-    package = Path(sys.modules[top].__file__ or "").parent
+    init = Path(sys.modules[top].__file__ or "").resolve()
+    package = init.parent
     if package == REPO / "methods":  # this harness's own methods package, checked out or installed
         return {"source": "built-in", "module": cls.__module__}
     files = sorted(p for p in package.rglob("*") if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts)
     digest = hashlib.sha256("".join(f"{p.relative_to(package)} {file_sha256(p)}\n" for p in files).encode()).hexdigest()
     for name in metadata.packages_distributions().get(top, []):
         # Only a distribution that installed this very file (a folder's leftover egg-info did not).
-        installed = {Path(metadata.distribution(name).locate_file(f)).resolve() for f in metadata.files(name) or []}
-        if Path(sys.modules[top].__file__ or "").resolve() in installed:
-            return {"source": "distribution", "distribution": name, "version": metadata.version(name),
+        distribution = metadata.distribution(name)
+        if init in {Path(distribution.locate_file(f)).resolve() for f in distribution.files or []}:
+            return {"source": "distribution", "distribution": name, "version": distribution.version,
                     "module": cls.__module__, "sha256": digest}
     return {"source": "path", "path": str(package), "module": cls.__module__, "sha256": digest}
 
