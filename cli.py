@@ -11,7 +11,8 @@ from click.core import ParameterSource
 
 from bench.config import describe, keys_markdown, keys_text, parse_grid, parse_list, parse_names
 from bench.errors import CheckFailed, DataError, RunFailed, UserError, os_error_line
-from bench.report.console import bench_table, demo_table, listing, outcome_line, summary_line, verification_lines
+from bench.report.console import (bench_table, check_line, demo_table, listing, outcome_line, summary_line,
+                                  verification_lines)
 from bench.results.runfolder import SWEEPS, report_dir, write_timing_record
 
 
@@ -32,9 +33,15 @@ class Commands(click.Group):
             sys.exit(130)
 
 
-data_root_option = click.option("--data-root", type=click.Path(file_okay=False), default=None,
+def data_root(ctx, param, value) -> Path:
+    from bench.data.storage import resolve_root  # imports torch: only once a command runs
+
+    return resolve_root(value)
+
+
+data_root_option = click.option("--data-root", type=click.Path(file_okay=False), default=None, callback=data_root,
                                 help="Folder holding omniglot/ (default: $CSN_BENCH_DATA, else ./data).")
-out_option = click.option("--out", type=click.Path(file_okay=False), default="results", show_default=True,
+out_option = click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="results", show_default=True,
                           help="Results folder (runs/ and index.jsonl go here).")
 
 
@@ -52,14 +59,11 @@ def timing_options(what: str):
               help="A folder of method packages from outside the repository (repeatable; also $CSN_BENCH_METHODS_PATH).")
 def cli(methods_path) -> None:
     """Few-shot meta-learning benchmark: CSN, MAML, Prototypical Networks and Matching Networks on identical episodes."""
-    import os
-
     from bench.engine.allocator import keep_freed_memory
-    from methods import PATH_VARIABLE
+    from methods import add_folders
 
     keep_freed_memory()
-    if methods_path:  # through the environment, so that a sweep's worker processes find them too
-        os.environ[PATH_VARIABLE] = os.pathsep.join([*methods_path, *filter(None, [os.environ.get(PATH_VARIABLE)])])
+    add_folders(methods_path)
 
 
 @cli.command("list")
@@ -76,13 +80,8 @@ def list_cmd(keys_of, markdown) -> None:
     if keys_of is not None:
         rows = describe(RunSettings) + describe(METHODS.get(keys_of).Config, "method")
         click.echo((keys_markdown if markdown else keys_text)(rows), nl=False)
-    else:  # a method package that does not load (one from outside, say) is named, not a reason to list nothing
-        loaded, broken = [], []
-        for name in METHODS:
-            try:
-                loaded.append(METHODS.get(name))
-            except UserError as exc:
-                broken.append(f"{name} ({exc})")
+    else:
+        loaded, broken = METHODS.load_all()
         click.echo(listing(loaded, [TASKS.get(n) for n in TASKS], list(BACKBONES)))
         if broken:
             raise UserError(f"{len(broken)} method{'s' if len(broken) > 1 else ''} cannot be loaded: {'; '.join(broken)}")
@@ -134,10 +133,9 @@ RESUME_IGNORES = ("method", "task", "seed", "profile", "config_file", "assignmen
 @click.pass_context
 def run(ctx, method, task, resume_dir, deterministic, tensorboard, line, data_root, out) -> None:
     """Meta-trains METHOD on TASK, keeps the best validation checkpoint and tests it."""
-    from bench.data.storage import resolve_root
     from bench.engine.run import late_signals_ignored
     from bench.engine.run import run as run_one
-    from bench.engine.runconfig import open_run
+    from bench.engine.runconfig import open_unfinished
 
     resume = None
     if resume_dir is not None:
@@ -145,16 +143,14 @@ def run(ctx, method, task, resume_dir, deterministic, tensorboard, line, data_ro
                    if p.name in RESUME_IGNORES and ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE]
         if ignored:
             raise UserError(f"--resume continues a run with its own config and folder: give no {', '.join(ignored)}")
-        resume, config = open_run(resume_dir, method_class)
-        if resume.is_complete():
-            raise UserError(f"{resume.path} already finished; nothing to resume")
+        resume, config = open_unfinished(resume_dir, method_class)
         out = resume.results_root
     elif not method or not task:
         raise UserError("run needs --method and --task (or --resume RUN_DIR)")
     else:
         config = line.config(method_class(method), task, extra=("deterministic=true",) if deterministic else ())
     with late_signals_ignored(until_exit=bool(ctx.obj and ctx.obj.get("program"))):
-        folder = run_one(config, resolve_root(data_root), Path(out), resume=resume, tensorboard=tensorboard)
+        folder = run_one(config, data_root, out, resume=resume, tensorboard=tensorboard)
         click.echo(summary_line(folder))
 
 
@@ -166,13 +162,12 @@ def run(ctx, method, task, resume_dir, deterministic, tensorboard, line, data_ro
 @data_root_option
 def eval_cmd(run_dir, task, episodes, device, data_root) -> None:
     """Re-evaluates a run's best checkpoint on the test episodes of its task or a compatible one."""
-    from bench.data.storage import resolve_root
     from bench.data.tasks import get_task
     from bench.engine.reevaluate import reevaluate
     from bench.engine.runconfig import open_run
 
     folder, config = open_run(run_dir, method_class)
-    path = reevaluate(folder, config, get_task(task) if task else None, episodes, device, resolve_root(data_root))
+    path = reevaluate(folder, config, get_task(task) if task else None, episodes, device, data_root)
     click.echo(f"evaluation written to {path}")
 
 
@@ -191,16 +186,15 @@ def eval_cmd(run_dir, task, episodes, device, data_root) -> None:
 def bench(method, task, impl, chunks, compile_modes, memory_formats, iterations, warmup, repeat, jobs_list, line, data_root,
           out) -> None:
     """Times meta-training iterations of each variant on the same episodes (a fresh process each)."""
-    from bench.data.storage import resolve_root
     from bench.engine.timing import bench_variants, variant_grid
 
     values = {"method.impl": parse_list(impl), "train.chunk_tasks": parse_list(chunks, int),
               "train.compile": parse_list(compile_modes), "memory_format": parse_list(memory_formats)}
     variants = [(label, line.config(method_class(method), task, extra=tuple(extra)), jobs)
                 for label, extra, jobs in variant_grid(values, parse_list(jobs_list, int))]
-    record = bench_variants(variants, resolve_root(data_root), iterations, warmup, repeat, warn)
+    record = bench_variants(variants, data_root, iterations, warmup, repeat, warn)
     click.echo(bench_table(record, method, task))
-    click.echo(f"written to {write_timing_record(Path(out), 'bench', f'{task}__{method}', record)}")
+    click.echo(f"written to {write_timing_record(out, 'bench', f'{task}__{method}', record)}")
 
 
 @cli.command()
@@ -213,14 +207,12 @@ def bench(method, task, impl, chunks, compile_modes, memory_formats, iterations,
 @run_options
 def floor(method_names, task, iterations, warmup, repeat, test_episodes, threads, line, data_root, out) -> None:
     """Each method's standalone training step (NCHW and channels_last), the harness's iteration and the time outside it."""
-    from bench.data.storage import resolve_root
     from bench.engine.floor import format_tables, measure
 
     configs = [line.config(method_class(m), task) for m in parse_names("--methods", method_names)]
-    result = measure(configs, resolve_root(data_root), iterations, warmup, repeat, test_episodes, threads,
-                     echo=warn)
+    result = measure(configs, data_root, iterations, warmup, repeat, test_episodes, threads, echo=warn)
     click.echo(format_tables(result))
-    click.echo(f"written to {write_timing_record(Path(out), 'floor', f'{task}__{line.profile}', result)}")
+    click.echo(f"written to {write_timing_record(out, 'floor', f'{task}__{line.profile}', result)}")
 
 
 @cli.command()
@@ -245,7 +237,6 @@ def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per
           data_root, out) -> None:
     """Runs a grid of methods x tasks x settings x seeds; finished runs are skipped and interrupted
     ones resumed, so a stopped sweep carries on where it was."""
-    from bench.data.storage import resolve_root
     from bench.engine.sweep import ExecutorOptions, pick, run_grid
     from bench.engine.sweep.plan import grid_configs
 
@@ -253,8 +244,8 @@ def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per
         raise UserError("sweep takes --seeds, not --seed")
     methods = [method_class(m) for m in parse_names("--methods", method_names)]
     configs = grid_configs(methods, parse_names("--tasks", task_names), parse_names("--seeds", seeds, int), parse_grid(grid), line, warn)
-    results = Path(out).resolve()
-    options = ExecutorOptions(resolve_root(data_root).resolve(), jobs, threads_per_run, runs_per_gpu, address, retries, line.device)
+    results = out.resolve()
+    options = ExecutorOptions(data_root.resolve(), jobs, threads_per_run, runs_per_gpu, address, retries, line.device)
     failed = 0
     for outcome in run_grid(configs, results, pick(executor, options)):
         failed += outcome.what == "failed"
@@ -273,7 +264,7 @@ def check_method(name) -> None:
     failed = 0
     for check in checks(method_class(name)):
         failed += not check.ok
-        click.echo(f"{'pass' if check.ok else 'FAIL'}  {check.rule:20s} {check.detail}")
+        click.echo(check_line(check))
     if failed:
         raise CheckFailed(f"{name} fails {failed} rule{'s' if failed > 1 else ''}")
 
@@ -288,11 +279,10 @@ def check_method(name) -> None:
 def oracle(task_names, assignments, threads, data_root, out) -> None:
     """The PTB tasks' upper bound: an LSTM language model that sees every word, on the tasks' test episodes."""
     from bench.config import build, parse_assignments
-    from bench.data.storage import resolve_root
     from bench.engine.oracle import OracleSettings, run_oracle
 
     settings = build(OracleSettings, parse_assignments(assignments))
-    for folder in run_oracle(parse_names("--tasks", task_names), resolve_root(data_root), Path(out), settings, threads, warn):
+    for folder in run_oracle(parse_names("--tasks", task_names), data_root, out, settings, threads, warn):
         click.echo(summary_line(folder))
 
 
@@ -318,14 +308,11 @@ def data_verify(data_root) -> None:
     """Checks every dataset on disk (Omniglot and its split files, the Penn Treebank files,
     what mini-ImageNet holds) against its checksums; lists what is missing or corrupt."""
     from bench.data.datasets import verify_all
-    from bench.data.storage import resolve_root
 
-    result = verify_all(resolve_root(data_root))
-    for text in verification_lines(result):
-        click.echo(text)
+    result = verify_all(data_root)
+    click.echo("\n".join(verification_lines(result)))
     if not result.ok:
         raise DataError(f"data check failed: {len(result.missing)} missing, {len(result.corrupt)} corrupt")
-    click.echo(f"ok: {result.checked or 'nothing on disk'} match their checksums")
 
 
 @data.command("synth-miniimagenet")
@@ -363,14 +350,12 @@ def plot_shifts(run_dir, task_seed) -> None:
 @out_option
 def demo(data_root, out) -> None:
     """Every method on omniglot-5w1s with the short `demo` profile, then a comparison table."""
-    from bench.data.storage import resolve_root
     from bench.engine.run import run as run_one
-    from bench.engine.runconfig import CommandLine
-    from bench.engine.sweep.plan import grid_configs
+    from bench.engine.sweep.plan import DEMO_TASK, demo_configs
     from methods import METHODS
 
-    configs = grid_configs([METHODS.get(n) for n in METHODS], ["omniglot-5w1s"], [0], [{}], CommandLine("demo"), warn)
-    click.echo(demo_table("omniglot-5w1s", [run_one(c, resolve_root(data_root), Path(out)).summary() for c in configs]))
+    configs = demo_configs([METHODS.get(n) for n in METHODS], warn)
+    click.echo(demo_table(DEMO_TASK, [run_one(c, data_root, out).summary() for c in configs]))
 
 
 def main() -> None:

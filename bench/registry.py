@@ -125,6 +125,17 @@ class PackageRegistry(Registry[type]):
             loaded = self._loaded[name] = (entry, self._load(entry))
         return loaded[1]
 
+    def load_all(self) -> tuple[list[type], list[str]]:
+        """Every entry's class, and a note for each that does not load (one from outside, say):
+        ``list`` names a broken package after listing the others instead of listing nothing."""
+        loaded, broken = [], []
+        for name in self.names():
+            try:
+                loaded.append(self.get(name))
+            except UserError as exc:
+                broken.append(f"{name} ({exc})")
+        return loaded, broken
+
     def _load(self, entry: Entry) -> type:
         try:
             loaded = entry.load()

@@ -19,8 +19,15 @@ def _folders() -> list[str]:
     return [f for f in os.environ.get(PATH_VARIABLE, "").split(os.pathsep) if f]
 
 
+def add_folders(folders) -> None:
+    """Adds folders of method packages (``--methods-path``) before those already named; through
+    the environment, so that a sweep's worker processes find them too."""
+    if folders:
+        os.environ[PATH_VARIABLE] = os.pathsep.join([*folders, *_folders()])
+
+
 METHODS = PackageRegistry("method", __name__, __path__, Method,
                           outside=lambda: entry_point_entries(ENTRY_POINT_GROUP) + folder_entries(_folders()),
                           outside_key=_folders)
 
-__all__ = ["ENTRY_POINT_GROUP", "METHODS", "Method", "PATH_VARIABLE"]
+__all__ = ["ENTRY_POINT_GROUP", "METHODS", "Method", "PATH_VARIABLE", "add_folders"]

@@ -248,3 +248,15 @@ def test_tensorboard_mirror_holds_the_same_curves_as_the_jsonl(tmp_path):
 
 def test_tensorboard_is_off_by_default(protonet_run):
     assert not (the_run(protonet_run) / "tensorboard").exists()
+
+
+def test_demo_plans_every_method_once_on_its_task_with_the_demo_profile():
+    from bench.engine.runconfig import RunConfig, profiles
+    from bench.engine.sweep.plan import DEMO_TASK, demo_configs
+
+    skipped = []
+    configs = demo_configs([METHODS.get(m) for m in METHODS], skipped.append)
+    assert [c.method for c in configs] == [m for m in METHODS if "classification" in METHODS.get(m).kinds]
+    assert all(isinstance(c, RunConfig) and c.task == DEMO_TASK == "omniglot-5w1s" for c in configs)
+    assert {(c.profile, c.settings.seed) for c in configs} == {("demo", 0)}
+    assert all("demo" in profiles(c.method_class) for c in configs) and skipped == []

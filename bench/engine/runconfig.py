@@ -265,3 +265,11 @@ def open_run(path: str, method_class: Callable[[str], type[Method]]) -> tuple[Ru
     """The run folder at ``path`` and the config it was made with."""
     folder = RunFolder(path)
     return folder, from_record(folder.read_config(), method_class, str(folder.path))
+
+
+def open_unfinished(path: str, method_class: Callable[[str], type[Method]]) -> tuple[RunFolder, RunConfig]:
+    """``open_run`` for ``run --resume``: a finished run has nothing to resume."""
+    folder, config = open_run(path, method_class)
+    if folder.is_complete():
+        raise UserError(f"{folder.path} already finished; nothing to resume")
+    return folder, config

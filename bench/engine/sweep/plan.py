@@ -29,6 +29,14 @@ def grid_configs(methods: list[type[Method]], tasks: list[str], seeds: list[int]
     return configs
 
 
+DEMO_TASK = "omniglot-5w1s"
+
+
+def demo_configs(methods: list[type[Method]], skipped: Callable[[str], None]) -> list[RunConfig]:
+    """``demo``: each method on ``DEMO_TASK`` with its short ``demo`` profile, seed 0."""
+    return grid_configs(methods, [DEMO_TASK], [0], [{}], CommandLine("demo"), skipped)
+
+
 def scan_runs(out: Path) -> tuple[dict[str, RunFolder], dict[str, RunFolder]]:
     """Config digest -> folder, for complete runs and for the others that no process is running
     now (interrupted, or killed even before their first checkpoint: they resume from it, or from
