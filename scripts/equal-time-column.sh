@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Issue 21: one column of the CSN paper's Omniglot table, every method under one equal training
-# budget in CPU seconds (train.budget_clock=cpu, one thread per run, two runs at a time).
+# budget in CPU seconds (train.budget_clock=cpu, one thread per run, two runs at a time unless JOBS says otherwise).
 #
 # Usage, from a worktree of the column's fixed commit (every run of a column uses one commit):
 #   scripts/equal-time-column.sh omniglot-20w1s 900 [RESULTS]     (RESULTS: results/col-20w1s)
+# JOBS=1 before it runs one run at a time (default 2), leaving a core to other work: the CPU-second
+# budget keeps each run's training time whatever else runs.
 #
 # Phase 1: two candidates per method on seed 0 (the quick profile's episode batch and one other,
 # fixed here before any run: meta-batch 32 or 8 for CSN; for MAML the profile's meta-batch and a
@@ -13,7 +15,7 @@
 # after a stop: a sweep skips a finished run and resumes an interrupted one.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-task=$1 budget=$2 out=${3:-results/col-${1#omniglot-}}
+task=$1 budget=$2 out=${3:-results/col-${1#omniglot-}} jobs=${JOBS:-2}
 ways=${task#omniglot-}; ways=${ways%%w*}
 maml=$([[ $ways == 20 ]] && echo 16 || echo 32)  # MAML's quick meta-batch (the paper's 16 on 20-way)
 export CSN_BENCH_DATA=${CSN_BENCH_DATA:-../shared/data} OMP_NUM_THREADS=1 task out budget
@@ -31,7 +33,7 @@ printf '%s\n' \
   "csn-mb8-s0 csn 0 train.meta_batch=8" "protonet-w60-s0 protonet 0 train.ways=60" \
   "maml-mb$maml-s0 maml 0 train.meta_batch=$maml" "matchingnet-w30-s0 matchingnet 0 train.ways=30" \
   "maml-mb$((maml / 4))-s0 maml 0 train.meta_batch=$((maml / 4))" "matchingnet-w60-s0 matchingnet 0 train.ways=60" \
-  | xargs -P 2 -L 1 bash -c 'job "$@"' _
+  | xargs -P "$jobs" -L 1 bash -c 'job "$@"' _
 .venv/bin/python - "$out" > "$out/chosen" <<'PY'
 import json, pathlib, sys
 best = {}
@@ -46,5 +48,5 @@ PY
 cat "$out/chosen" >> "$out/progress"
 while read -r method setting kv _; do
   for seed in 1 2; do echo "$method-$setting-s$seed $method $seed $kv"; done
-done < "$out/chosen" | xargs -P 2 -L 1 bash -c 'job "$@"' _
+done < "$out/chosen" | xargs -P "$jobs" -L 1 bash -c 'job "$@"' _
 echo "$(date -u +%FT%TZ) column done" >> "$out/progress"
