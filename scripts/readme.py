@@ -73,7 +73,7 @@ def modules_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-COLUMN_TASKS = ("omniglot-5w1s", "omniglot-5w5s")
+COLUMN_TASKS = ("omniglot-5w1s", "omniglot-5w5s", "omniglot-20w1s")
 
 
 def column_start(task: str) -> str:
@@ -97,7 +97,7 @@ def column_runs_markdown(task: str) -> str:
     runs = sorted((REPO / "results" / "reference" / "runs").glob(f"{task}__*__quick__equal-time__s*"))
     records = [(read_json(r / "config.json"), read_json(r / "summary.json"), read_json(r / "environment.json")) for r in runs]
     varying = {m: _varying([c for c, _, _ in records if c["method"] == m]) for m in {c["method"] for c, _, _ in records}}
-    rows = ["| method | candidate | seed | iterations | best val % | test % | train CPU-s | train wall s | run wall s "
+    rows = ["| method | candidate | seed | iterations | best val % | test % | train CPU-s | train wall s | last process wall s "
             "| load start / end | best at last val | resumed | commit |", "|" + "---|" * 13]
     for config, summary, env in sorted(records, key=lambda r: (r[0]["method"], [repr(_get(r[0], k)) for k in varying[r[0]["method"]]], r[0]["seed"])):
         candidate = ", ".join(f"{k.split('.', 1)[1]} {_get(config, k)}" for k in varying[config["method"]]) or "-"
@@ -107,6 +107,9 @@ def column_runs_markdown(task: str) -> str:
             f"| {summary['train_seconds']:.0f} | {summary['wall_seconds']:.0f} "
             f"| {_number(env.get('load_average', [None])[0])} / {_number(summary.get('load_average_end'))} "
             f"| {summary['budget']['best_at_last_validation']} | {summary['resumed']} | {(env.get('git_commit') or '?')[:7]} |")
+    rows.append("\nTrain CPU-s and train wall s add up every part of a resumed run; last process wall s is the "
+                "wall time of the process that finished it (training, validation and testing), for a resumed run "
+                "its last part only.")
     return "\n" + "\n".join(rows) + "\n"
 
 

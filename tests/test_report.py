@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from helpers import fake_run, invoke
 
@@ -136,6 +137,15 @@ def test_the_omniglot_table_has_a_column_per_shape_and_the_published_numbers_bes
     csn = table.set_index("method").loc["csn (smoke)"]
     assert csn["5-way 1-shot published"] == "(98.42, protocol not retrieved)"  # never like for like
     assert omniglot_table(c, acc, paper_profiles=True).empty
+
+
+def test_a_row_whose_columns_had_different_budgets_names_each_with_its_shapes():
+    from bench.report.tables import _budget_by_shape
+
+    runs = pd.DataFrame({"ways": [5, 5, 20, 5], "shots": [1, 1, 1, 5],
+                         "budget": ["600 CPU-s", "600 CPU-s", "900 CPU-s", "600 CPU-s"]})
+    assert _budget_by_shape(runs) == "600 CPU-s (5w1s, 5w5s); 900 CPU-s (20w1s)"
+    assert _budget_by_shape(runs[runs["ways"] == 5]) == "600 CPU-s"
 
 
 def test_a_one_seed_row_beside_a_published_number_says_what_its_interval_leaves_out(tmp_path):

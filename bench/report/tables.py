@@ -230,7 +230,7 @@ def omniglot_table(c: Collected, acc: pd.DataFrame, paper_profiles: bool) -> pd.
     labels = runs.drop_duplicates("label").sort_values("label", key=lambda s: s.map(label_rank))
     for first in labels.itertuples():
         of_label = runs[runs["label"] == first.label]
-        row = {"method": first.label, "budget": _same(of_label["budget"]),
+        row = {"method": first.label, "budget": _budget_by_shape(of_label),
                "training classes": _same(of_label["classes"].map(lambda v: "train+val" if v == "trainval" else "train"))}
         for ways, shots in PAPER_SHAPES:
             column = f"{ways}-way {shots}-shot"
@@ -248,6 +248,17 @@ def omniglot_table(c: Collected, acc: pd.DataFrame, paper_profiles: bool) -> pd.
         rows.append(row)
     columns = ["method", "budget", "training classes"] + [f"{w}-way {s}-shot{p}" for w, s in PAPER_SHAPES for p in ("", " published")]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _budget_by_shape(runs: pd.DataFrame) -> str:
+    """A table row's budget; where its columns had different ones, each with its shapes
+    (``600 CPU-s (5w1s, 5w5s); 900 CPU-s (20w1s)``)."""
+    shapes: dict[str, list[str]] = {}
+    for (ways, shots), here in runs.groupby(["ways", "shots"]):
+        shapes.setdefault(_same(here["budget"]), []).append(f"{ways}w{shots}s")
+    if len(shapes) <= 1:
+        return _same(runs["budget"])
+    return "; ".join(f"{budget} ({', '.join(of)})" for budget, of in shapes.items())
 
 
 def selection_table(c: Collected) -> pd.DataFrame:
