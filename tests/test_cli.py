@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 from helpers import fake_run, invoke, one_line_error, the_run
@@ -44,6 +45,7 @@ def check_smoke_run(method, task, tmp_path, data_root):
     assert index == [summary]
     env = json.loads((run_dir / "environment.json").read_text())
     assert {"git_commit", "git_dirty", "torch", "learn2learn", "device", "cpu_count"} <= set(env)
+    assert env["niceness"] == os.nice(0)  # in-process: the run's priority is this process's
 
 
 def test_every_method_sees_the_same_test_episodes(tmp_path, data_root):

@@ -328,7 +328,7 @@ def test_a_damaged_checkpoint_loads_or_is_a_user_error(name, data, finished_run,
 
 SHORT_RUN = ["run", "--method", "maml", "--task", "sinusoid-5s", "--profile", "smoke", "--seed", "5",
              "--set", "method.inner_lr=0.01", "--set", "train.iterations=400", "--set", "train.val_every=100",
-             "--set", "train.checkpoint_every=20", "--set", "eval.episodes=300"]
+             "--set", "train.checkpoint_every=20", "--set", "eval.episodes=100"]
 
 
 def episodes_of_one_run(args: list, out: Path) -> str:

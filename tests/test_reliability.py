@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 ITERATIONS = 100
 SETTINGS = ["--method", "protonet", "--task", "omniglot-5w1s", "--profile", "smoke", "--seed", "3",
             "--set", f"train.iterations={ITERATIONS}", "--set", "train.checkpoint_every=10", "--set", "train.val_every=50",
-            "--set", "train.val_episodes=150", "--set", "eval.episodes=200"]
+            "--set", "train.val_episodes=50", "--set", "eval.episodes=50"]
 
 
 def episodes(run_dir: Path) -> list[dict]:

@@ -92,4 +92,7 @@ def environment(device: torch.device) -> dict:
         "malloc_keeps_freed_memory": MALLOC_STATE["keeps_freed_memory"],
         # what else the machine was doing as the run started (1, 5 and 15-minute load averages)
         "load_average": list(os.getloadavg()),
+        # the run's scheduling priority: under load a niced process (a Ray worker's child runs at
+        # Ray's worker niceness, 15 by default) gets less of the CPU, so its wall times stretch more
+        "niceness": os.nice(0),
     }
