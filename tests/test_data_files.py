@@ -83,3 +83,14 @@ def test_verify_reports_a_manifest_mismatch(tmp_path, data_root):
     result = CliRunner().invoke(cli, ["data", "verify", "--data-root", str(root)])
     assert result.exit_code == 3
     assert f"corrupt: {first_path}" in result.output
+
+
+def test_a_process_loads_omniglot_once_until_a_file_under_it_changes(tmp_path, zip_root):
+    root = tmp_path / "copy"
+    shutil.copytree(zip_root, root)
+    first = load_omniglot(root, download=False)
+    assert load_omniglot(root, download=False) is first  # the 32,460 images were not read again
+    archive = root / "omniglot" / "images_background.zip"
+    archive.write_bytes(archive.read_bytes()[:5000])  # the next load must see the damage, not the memo
+    with pytest.raises(DataError, match="cannot read"):
+        load_omniglot(root, download=False)

@@ -82,6 +82,17 @@ class _Source:
     def complete(self) -> bool:
         return len(self.kind) == len(SETS)
 
+    def signature(self) -> tuple:
+        """(path, size, modification time) of every file ``files`` reads: cheap to take, and
+        different once a file is added, removed, replaced or rewritten."""
+        found = []
+        for name in SETS:
+            paths = (self.root / name).glob("*/*/*.png") if self.kind[name] == "dir" else [self.root / f"{name}.zip"]
+            for path in paths:
+                stat = path.stat()
+                found.append((str(path), stat.st_size, stat.st_mtime_ns))
+        return tuple(sorted(found))
+
     def files(self) -> list[tuple[str, bytes]]:
         """(path relative to omniglot/, bytes) for every PNG, sorted bytewise by path."""
         out = []
@@ -162,9 +173,29 @@ def _drawer(path: str) -> int:
     return drawer
 
 
+# What this process loaded, by folder and size, with the folder's file signature: the runs of a
+# sweep in one process (and the tests) read and hash the 32,460 images once, not once a run.
+_LOADED: dict[tuple[str, int], tuple[tuple, Omniglot]] = {}
+
+
 def load_omniglot(root: Path, size: int = 28, download: bool = True) -> Omniglot:
-    """Loads all characters resized to ``size`` (LANCZOS, strokes = 1), cached by content hash."""
+    """Loads all characters resized to ``size`` (LANCZOS, strokes = 1), cached on disk by content
+    hash, and in the process while no file under the folder changed."""
     source = ensure_omniglot(root, download)
+    key = (str(source.root.resolve()), size)
+    try:
+        signature = source.signature()
+    except OSError:
+        signature = None  # unreadable: reading the files says what is wrong
+    if signature is not None and key in _LOADED and _LOADED[key][0] == signature:
+        return _LOADED[key][1]
+    result = _load(source, size)
+    if signature is not None:
+        _LOADED[key] = (signature, result)
+    return result
+
+
+def _load(source: _Source, size: int) -> Omniglot:
     files = source.files()
     characters = sorted({path.split("/", 1)[1].rsplit("/", 1)[0] for path, _ in files})
     if len(files) != N_CHARACTERS * N_DRAWERS or len(characters) != N_CHARACTERS:
