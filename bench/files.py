@@ -55,11 +55,18 @@ def read_file(path: Path, limit: int = MAX_READ_BYTES) -> bytes:
     if not stat.S_ISREG(info.st_mode):
         kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
         raise OSError(errno.EINVAL, f"not a regular file but {kind}", str(path))
+    # Read in pieces of the file's size, never ``read(limit)``: Python allocates the bytes it is
+    # asked for before reading, and 16 GiB at a time is refused (MemoryError) on a machine whose
+    # memory is in use, and costs time even where it is not. A file that grows while it is read
+    # is read on, up to the limit.
+    chunks, total = [], 0
     with open(path, "rb") as fh:
-        data = fh.read(limit + 1)  # a file that grows while it is read stops here too
-    if len(data) > limit:
-        raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
-    return data
+        while chunk := fh.read(min(max(info.st_size, 1 << 16), limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+    return b"".join(chunks)
 
 
 def file_sha256(path: Path) -> str | None:

@@ -280,3 +280,36 @@ def test_a_checkpoint_copied_from_another_run_is_refused_naming_both(tmp_path):
     one_line_error(invoke("run", "--resume", mine.path, "--data-root", tmp_path / "none"), 2,
                    f"state.pt belongs to another run ({other.name}")
     one_line_error(invoke("eval", mine.path, "--data-root", tmp_path / "none"), 2, f"best.pt belongs to another run ({other.name}")
+
+
+def test_reading_a_small_file_asks_for_its_size_not_the_limit(tmp_path):
+    """With the address space capped at 1 GiB, a file of a few bytes still reads (asking for the
+    16 GiB limit at once was refused with a MemoryError whenever the machine's memory was in use),
+    a file that grew past its stat is read whole, and one over the limit is refused."""
+    import textwrap
+
+    small, grown = tmp_path / "small", tmp_path / "grown"
+    small.write_bytes(b"abc")
+    grown.write_bytes(b"x" * 100_000)
+    script = textwrap.dedent(f"""
+        import os, resource
+        from pathlib import Path
+        from unittest import mock
+        resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+        from bench.files import read_file
+        assert read_file(Path({str(small)!r})) == b"abc"
+        real_stat = os.stat
+        def stale(path, *a, **k):  # the file as it was before it grew
+            return os.stat_result((*real_stat(path)[:6], 10, *real_stat(path)[7:]))
+        with mock.patch("os.stat", stale):
+            assert read_file(Path({str(grown)!r})) == b"x" * 100_000
+        try:
+            read_file(Path({str(grown)!r}), limit=99_999)
+        except OSError as exc:
+            assert "larger than 99999 bytes" in str(exc)
+        else:
+            raise AssertionError("a file over the limit was read")
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
