@@ -56,9 +56,9 @@ def bench_table(record: dict, method: str, task: str) -> str:
 def verification_lines(result) -> list[str]:
     """``data verify``: a line per note, missing and corrupt file of a ``Verification``, then the
     verdict when nothing is missing or corrupt."""
-    lines = [f"{kind}: {line}" for kind, lines in (("note", result.notes), ("missing", result.missing),
+    found = [f"{kind}: {line}" for kind, lines in (("note", result.notes), ("missing", result.missing),
                                                    ("corrupt", result.corrupt)) for line in lines]
-    return lines + ([f"ok: {result.checked or 'nothing on disk'} match their checksums"] if result.ok else [])
+    return found + ([f"ok: {result.checked or 'nothing on disk'} match their checksums"] if result.ok else [])
 
 
 def check_line(check) -> str:
