@@ -5,7 +5,9 @@
 # Usage, from a worktree of the column's fixed commit (every run of a column uses one commit):
 #   scripts/equal-time-column.sh omniglot-20w1s 900 [RESULTS]     (RESULTS: results/col-20w1s)
 # JOBS=1 before it runs one run at a time (default 2), leaving a core to other work: the CPU-second
-# budget keeps each run's training time whatever else runs.
+# budget keeps each run's training time whatever else runs. `touch RESULTS/STOP` lets the runs in
+# progress finish and starts no other (a session about to end loses a run cut half-way when its
+# machine is not kept); remove it and run the script again to go on.
 #
 # Phase 1: two candidates per method on seed 0 (the quick profile's episode batch and one other,
 # fixed here before any run: meta-batch 32 or 8 for CSN; for MAML the profile's meta-batch and a
@@ -21,6 +23,7 @@ maml=$([[ $ways == 20 ]] && echo 16 || echo 32)  # MAML's quick meta-batch (the 
 export CSN_BENCH_DATA=${CSN_BENCH_DATA:-../shared/data} OMP_NUM_THREADS=1 task out budget
 mkdir -p "$out/logs"
 job() { # name method seed setting
+  if [[ -e $out/STOP ]]; then echo "$(date -u +%FT%TZ) not started $1 (STOP)" >> "$out/progress"; return; fi
   echo "$(date -u +%FT%TZ) start $1" >> "$out/progress"
   .venv/bin/python cli.py sweep --methods "$2" --seeds "$3" --set "$4" --tasks "$task" --profile quick \
     --set tag=equal-time --set train.budget_seconds="$budget" --set train.budget_clock=cpu \
@@ -34,6 +37,8 @@ printf '%s\n' \
   "maml-mb$maml-s0 maml 0 train.meta_batch=$maml" "matchingnet-w30-s0 matchingnet 0 train.ways=30" \
   "maml-mb$((maml / 4))-s0 maml 0 train.meta_batch=$((maml / 4))" "matchingnet-w60-s0 matchingnet 0 train.ways=60" \
   | xargs -P "$jobs" -L 1 bash -c 'job "$@"' _
+# Phase 2's choice needs every phase-1 run.
+[[ -e $out/STOP ]] && exit 0
 .venv/bin/python - "$out" > "$out/chosen" <<'PY'
 import json, pathlib, sys
 best = {}
@@ -49,4 +54,5 @@ cat "$out/chosen" >> "$out/progress"
 while read -r method setting kv _; do
   for seed in 1 2; do echo "$method-$setting-s$seed $method $seed $kv"; done
 done < "$out/chosen" | xargs -P "$jobs" -L 1 bash -c 'job "$@"' _
+[[ -e $out/STOP ]] && exit 0
 echo "$(date -u +%FT%TZ) column done" >> "$out/progress"
