@@ -155,8 +155,8 @@ def check_kind(cls: type[Method], modality: str) -> tuple[Check, Method | None]:
         finite[mode] = bool(torch.isfinite(out).all())
     if not finite["train"]:
         return Check(rule, False, "training predictions are not finite"), None
-    # Before any training, test-time adaptation may diverge (MAML's 10 steps at inner lr 0.4 on
-    # sentences do): worth saying, not a broken contract.
+    # Before any training, test-time adaptation may diverge (MAML's Omniglot settings, 10 steps at
+    # inner lr 0.4, did on sentences): worth saying, not a broken contract.
     caveat = "" if finite["eval"] else "; the untrained model's evaluation predictions are not finite"
     return Check(rule, True, f"predictions of shape {want} in training and evaluation{caveat}"), method
 
