@@ -5,6 +5,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CSN_BENCH_CACHE", str(REPO / ".cache" / "tests"))
+# pytest-xdist starts one worker per core: with torch's default of one thread per core in each
+# worker, cores x cores threads would share the cores and spin against each other (the fast
+# subset spent 363 CPU-s so, check-method three times its single-thread CPU time). Children a
+# test starts inherit it; the sweep sets its own children's threads.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 DATA_FIXTURES = {"data_root", "omniglot"}
 HEAVY_FIXTURES = {"ray_cluster", "compiler", "uninterrupted_short_run", "uninterrupted_sweep", "unrefused_run", "concurrent_runs"}
