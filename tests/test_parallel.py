@@ -294,3 +294,5 @@ def test_a_ray_sweep_gives_the_sequential_results_and_a_killed_worker_resumes(ra
     summaries = [json.loads(p.read_text()) for p in out.glob("runs/*/summary.json")]
     assert len(summaries) == 4 and len(list(out.glob("runs/*"))) == 4  # the killed run resumed in its own folder
     assert any(s["resumed"] for s in summaries)
+    # Ray would run its workers niced (15): the runs have the priority of the cluster's processes.
+    assert {json.loads(p.read_text())["niceness"] for p in out.glob("runs/*/environment.json")} == {os.nice(0)}

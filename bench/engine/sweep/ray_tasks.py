@@ -54,8 +54,13 @@ class RayTasks(Executor):
             raise UserError("--executor ray needs Ray (pip install ray, or rerun scripts/setup.sh)") from None
         from bench.engine.provenance import CODE_STATE, CODE_STATE_VARIABLE, method_code
 
+        # Ray lowers its workers' priority (niceness 15) under its own processes; here a worker's
+        # task is the training run itself, whose times are results: beside other work it ran many
+        # times slower than the same run in a local sweep. Ray's job supervisor asks for 0 the
+        # same way; the run records the niceness it had (environment.json).
         runtime_env = {"working_dir": str(CODE_ROOT), "excludes": RAY_EXCLUDES,
-                       "env_vars": {CODE_STATE_VARIABLE: json.dumps(CODE_STATE), "RAY_USAGE_STATS_ENABLED": "0"}}
+                       "env_vars": {CODE_STATE_VARIABLE: json.dumps(CODE_STATE), "RAY_USAGE_STATS_ENABLED": "0",
+                                    "RAY_worker_niceness": "0"}}
         # A method from --methods-path lives outside the working directory: Ray ships its package too.
         outside = sorted({c["path"] for c in (method_code(j.config.method_class) for j in jobs) if c["source"] == "path"})
         if outside:
