@@ -57,7 +57,7 @@ class RayTasks(Executor):
         # Ray lowers its workers' priority (niceness 15) under its own processes; here a worker's
         # task is the training run itself, whose times are results: beside other work it ran many
         # times slower than the same run in a local sweep. Ray's job supervisor asks for 0 the
-        # same way; the run records the niceness it had (environment.json).
+        # same way; each run records the niceness it had in its environment record.
         runtime_env = {"working_dir": str(CODE_ROOT), "excludes": RAY_EXCLUDES,
                        "env_vars": {CODE_STATE_VARIABLE: json.dumps(CODE_STATE), "RAY_USAGE_STATS_ENABLED": "0",
                                     "RAY_worker_niceness": "0"}}
