@@ -333,15 +333,15 @@ def data_synth_miniimagenet(root, layout, per_class) -> None:
 @cli.command("plot-shifts")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--task-seed", type=int, default=0, show_default=True, help="Which sinusoid task to draw.")
-def plot_shifts(run_dir, task_seed) -> None:
+@data_root_option
+def plot_shifts(run_dir, task_seed, data_root) -> None:
     """Draws a CSN sinusoid run's shifts (before/after, single reads, all together) as PNGs
     into the run folder's plots/, where `report` finds them."""
-    from bench.data.storage import resolve_root
     from bench.engine.reevaluate import draw_pictures
     from bench.engine.runconfig import open_run
 
     folder, config = open_run(run_dir, method_class)
-    for path in draw_pictures(folder, config, resolve_root(None), task_seed):
+    for path in draw_pictures(folder, config, data_root, task_seed):
         click.echo(f"wrote {path}")
 
 
