@@ -15,7 +15,9 @@ per word instead of 1 changes the interval, not what is estimated.
 Every variant is trained with each method's ``quick`` profile for each seed; the number kept is
 the best validation accuracy (``summary.json`` ``best_val``, on the variant's 100 validation
 episodes of 20 queries); the test split is scored on only ``--test-episodes`` episodes and never
-read. Writes ``<out>/ptb_gap.csv`` (one row per run) and prints the table of means.
+read. Writes ``<out>/ptb_gap.csv`` (one row per run) and prints the table of means. As a sweep,
+it reads the runs it finds finished under ``--out`` and resumes interrupted ones, so a stopped
+measurement carries on where it was.
 
     CSN_BENCH_DATA=../shared/data .venv/bin/python scripts/ptb_gap.py --methods protonet --seeds 0,1,2
 """
@@ -33,8 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.data.storage import resolve_root  # noqa: E402
 from bench.data.tasks import TASKS, get_task  # noqa: E402
-from bench.engine.run import run  # noqa: E402
 from bench.engine.runconfig import CommandLine  # noqa: E402
+from bench.engine.sweep import run_grid  # noqa: E402
+from bench.engine.sweep.executor import InProcess  # noqa: E402
+from bench.engine.sweep.plan import DONE  # noqa: E402
+from bench.errors import UserError  # noqa: E402
+from bench.results.runfolder import config_digest  # noqa: E402
 from methods import METHODS  # noqa: E402
 
 BASE = "ptb-5w1s"
@@ -66,15 +72,24 @@ def main() -> None:
     parser.add_argument("--out", default="results/ptb-gap")
     args = parser.parse_args()
     out, root = Path(args.out), resolve_root(args.data_root)
+    grid = [(label, task, method, int(seed)) for label, task in variants().items()
+            for method in args.methods.split(",") for seed in args.seeds.split(",")]
+    configs = [CommandLine(args.profile, assignments=(f"eval.episodes={args.test_episodes}",), seed=seed)
+               .config(METHODS.get(method), task) for _, task, method, seed in grid]
+    # As a sweep: a run finished before is read, not trained again; an interrupted one resumes.
+    try:
+        outcomes = list(run_grid(configs, out, InProcess(root, None, progress=False)))
+    except UserError as exc:  # interrupted (run it again to carry on) or refused
+        sys.exit(f"error: {exc}")
+    if failed := [o for o in outcomes if o.what not in DONE]:
+        sys.exit(f"error: {len(failed)} runs did not finish: {failed[0].error}")
+    folders = {config_digest(o.config.to_dict()): o.folder for o in outcomes}
     rows = []
-    for label, task in variants().items():
-        for method in args.methods.split(","):
-            for seed in (int(s) for s in args.seeds.split(",")):
-                line = CommandLine(args.profile, assignments=(f"eval.episodes={args.test_episodes}",), seed=seed)
-                summary = run(line.config(METHODS.get(method), task), root, out, progress=False).summary()
-                rows.append({"variant": label, "task": task, "method": method, "seed": seed, "best_val": summary.best_val,
-                             "run": summary.run})
-                print(f"{label:48s} {method:12s} seed {seed}: validation {100 * summary.best_val:.2f} %", flush=True)
+    for (label, task, method, seed), config in zip(grid, configs):
+        summary = folders[config_digest(config.to_dict())].summary()
+        rows.append({"variant": label, "task": task, "method": method, "seed": seed, "best_val": summary.best_val,
+                     "run": summary.run})
+        print(f"{label:48s} {method:12s} seed {seed}: validation {100 * summary.best_val:.2f} %", flush=True)
     with open(out / "ptb_gap.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -238,11 +238,14 @@ def test_the_gap_script_trains_every_variant_and_keeps_validation_accuracy(corpu
     from pathlib import Path
 
     repo = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, "scripts/ptb_gap.py", "--methods", "protonet", "--seeds", "0", "--profile", "smoke",
-                           "--test-episodes", "2", "--data-root", str(corpus), "--out", str(tmp_path)],
-                          cwd=repo, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "scripts/ptb_gap.py", "--methods", "protonet", "--seeds", "0", "--profile", "smoke",
+               "--test-episodes", "2", "--data-root", str(corpus), "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(open(tmp_path / "ptb_gap.csv")))
+    # again: every run is found finished and read, none trained a second time
+    assert subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=600).returncode == 0
+    assert list(csv.DictReader(open(tmp_path / "ptb_gap.csv"))) == rows and len(list((tmp_path / "runs").iterdir())) == 4
     assert [r["task"] for r in rows] == ["ptb-5w1s", "ptb-5w1s-visible-context", "ptb-5w1s-window-21", "ptb-5w1s-window-81"]
     assert all(0 <= float(r["best_val"]) <= 1 for r in rows) and "| window-81 | protonet |" in done.stdout
     windows = {r["task"]: json.loads((tmp_path / "runs" / r["run"] / "config.json").read_text())["task"] for r in rows}
