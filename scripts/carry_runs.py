@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.files import append_jsonl, read_jsonl  # noqa: E402
 from bench.results.runfolder import INDEX, LOCK, RUNS, RunFolder  # noqa: E402
 
-LEFT_BEHIND = (".pt", LOCK)  # checkpoints (the report never reads them) and lock files
+LEFT_BEHIND = ("*.pt", LOCK)  # checkpoints (the report never reads them) and lock files
 
 
 def finished_runs(grid: Path) -> list[RunFolder]:
@@ -38,11 +38,7 @@ def carry(grid: Path, dest: Path, flat: bool = False) -> list[Path]:
         target = results / RUNS / run.name
         if target.exists():
             continue
-        target.mkdir(parents=True)
-        for path in sorted(run.path.rglob("*")):
-            if path.is_file() and not path.name.endswith(LEFT_BEHIND):
-                (target / path.relative_to(run.path)).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target / path.relative_to(run.path))
+        shutil.copytree(run.path, target, ignore=shutil.ignore_patterns(*LEFT_BEHIND))
         RunFolder(target).compact()
         index = run.results_root / INDEX
         for row in read_jsonl(index) if index.is_file() else []:
