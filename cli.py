@@ -10,10 +10,10 @@ import click
 from click.core import ParameterSource
 
 from bench.config import describe, keys_markdown, keys_text, parse_grid, parse_list, parse_names
-from bench.errors import CheckFailed, DataError, RunFailed, UserError, os_error_line
+from bench.errors import CheckFailed, DataError, UserError, os_error_line
 from bench.report.console import (bench_table, check_line, demo_table, listing, outcome_line, summary_line,
                                   verification_lines)
-from bench.results.runfolder import SWEEPS, report_dir, write_timing_record
+from bench.results.runfolder import report_dir, write_timing_record
 
 
 class Commands(click.Group):
@@ -237,21 +237,16 @@ def sweep(method_names, task_names, seeds, grid, jobs, runs_per_gpu, threads_per
           data_root, out) -> None:
     """Runs a grid of methods x tasks x settings x seeds; finished runs are skipped and interrupted
     ones resumed, so a stopped sweep carries on where it was."""
-    from bench.engine.sweep import ExecutorOptions, pick, run_grid
+    from bench.engine.sweep import ExecutorOptions, pick
+    from bench.engine.sweep import sweep as run_sweep
     from bench.engine.sweep.plan import grid_configs
 
     if line.seed is not None:
         raise UserError("sweep takes --seeds, not --seed")
     methods = [method_class(m) for m in parse_names("--methods", method_names)]
     configs = grid_configs(methods, parse_names("--tasks", task_names), parse_names("--seeds", seeds, int), parse_grid(grid), line, warn)
-    results = out.resolve()
     options = ExecutorOptions(data_root.resolve(), jobs, threads_per_run, runs_per_gpu, address, retries, line.device)
-    failed = 0
-    for outcome in run_grid(configs, results, pick(executor, options)):
-        failed += outcome.what == "failed"
-        click.echo(outcome_line(outcome))
-    if failed:
-        raise RunFailed(f"{failed} of {len(configs)} runs failed (logs under {results / SWEEPS}); sweep again to resume them")
+    run_sweep(configs, out.resolve(), pick(executor, options), lambda outcome: click.echo(outcome_line(outcome)))
 
 
 @cli.command("check-method")

@@ -13,10 +13,11 @@ from typing import Callable, Iterator
 from bench.engine.runconfig import RunConfig
 from bench.engine.sweep.executor import Executor, InProcess
 from bench.engine.sweep.plan import LEFT, Outcome, plan, scan_runs
-from bench.errors import RunInterrupted
+from bench.errors import RunFailed, RunInterrupted
 from bench.registry import Registry
+from bench.results.runfolder import SWEEPS
 
-__all__ = ["EXECUTORS", "Executor", "ExecutorOptions", "Outcome", "pick", "plan", "run_grid", "scan_runs"]
+__all__ = ["EXECUTORS", "Executor", "ExecutorOptions", "Outcome", "pick", "plan", "run_grid", "scan_runs", "sweep"]
 
 
 def run_grid(configs: list[RunConfig], out: Path, executor: Executor) -> Iterator[Outcome]:
@@ -32,6 +33,17 @@ def run_grid(configs: list[RunConfig], out: Path, executor: Executor) -> Iterato
         interrupted = sum(o.what == "interrupted" for o in left)
         raise RunInterrupted(f"sweep interrupted: {len(left)} of {len(configs)} runs left ({interrupted} interrupted and "
                              f"resumable, {len(left) - interrupted} not started); run the same sweep again to carry on")
+
+
+def sweep(configs: list[RunConfig], out: Path, executor: Executor, tell: Callable[[Outcome], None]) -> None:
+    """``cli.py sweep``: ``run_grid``, telling each outcome as it comes; failed runs end it with
+    ``RunFailed`` once the others are done (a sweep again resumes them)."""
+    failed = 0
+    for outcome in run_grid(configs, out, executor):
+        failed += outcome.what == "failed"
+        tell(outcome)
+    if failed:
+        raise RunFailed(f"{failed} of {len(configs)} runs failed (logs under {out / SWEEPS}); sweep again to resume them")
 
 
 @dataclass(frozen=True)
