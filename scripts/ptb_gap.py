@@ -6,7 +6,11 @@ YAML: the variants are for this measurement, not for comparisons):
 
 - ``visible-context``: held-out words keep their own token where another word is blanked (the
   tasks make them ``<unk>`` everywhere);
-- ``window-21`` and ``window-81``: the sentence window around the blank (the tasks use 41 tokens).
+- ``window-21`` and ``window-81``: the sentence window around the blank (the tasks use 41 tokens);
+- ``sentence-start``: the window starts at the sentence's first token, so the blank sits where it
+  falls in the sentence (the tasks centre the window on the blank, always at position 20);
+- ``text-bow-encoder``: the method's encoder is a bag of words (mean word embedding and a dense
+  layer) instead of text-cnn: the paper's encoder is only "a simple encoding model".
 
 The query count is not a variant: every method here scores each query on its own (text-cnn has no
 batch norm, and the report's transductive column says no for every method on PTB), so 4 queries
@@ -47,35 +51,45 @@ BASE = "ptb-5w1s"
 VISIBLE_VOCABULARY = 10_001  # <pad>, <blank>, <unk> and all 9,998 words
 
 
-def variants() -> dict[str, str]:
-    """Variant label -> registered task name (the base task under its own name)."""
+def variants() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Variant label -> (registered task name, settings changed): a task variant is the base task
+    changed and registered under its own name."""
     base = get_task(BASE)
     specs = {"visible-context": dataclasses.replace(base, split="vinyals-visible-context", vocabulary=VISIBLE_VOCABULARY),
              "window-21": dataclasses.replace(base, sequence_length=21),
-             "window-81": dataclasses.replace(base, sequence_length=81)}
-    names = {"tasks' rule (41 tokens, held-out words <unk>)": BASE}
+             "window-81": dataclasses.replace(base, sequence_length=81),
+             "sentence-start": dataclasses.replace(base, split="vinyals-sentence-start")}
+    named = {"tasks-rule": (BASE, ())}  # 41 tokens centred on the blank, held-out words <unk>
     for label, spec in specs.items():
         name = f"{BASE}-{label}"
         if name not in TASKS:
             TASKS.add(name, dataclasses.replace(spec, name=name))
-        names[label] = name
-    return names
+        named[label] = (name, ())
+    named["text-bow-encoder"] = (BASE, ("method.backbone=text-bow",))
+    return named
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="protonet")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--variants", default=None, help="Comma-separated variants to run (default: all)")
     parser.add_argument("--test-episodes", type=int, default=10)
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", default="results/ptb-gap")
     args = parser.parse_args()
     out, root = Path(args.out), resolve_root(args.data_root)
-    grid = [(label, task, method, int(seed)) for label, task in variants().items()
+    chosen = variants()
+    if args.variants:
+        unknown = set(args.variants.split(",")) - set(chosen)
+        if unknown:
+            sys.exit(f"error: unknown variants {', '.join(sorted(unknown))}; known: {', '.join(chosen)}")
+        chosen = {k: v for k, v in chosen.items() if k in args.variants.split(",")}
+    grid = [(label, task, extra, method, int(seed)) for label, (task, extra) in chosen.items()
             for method in args.methods.split(",") for seed in args.seeds.split(",")]
-    configs = [CommandLine(args.profile, assignments=(f"eval.episodes={args.test_episodes}",), seed=seed)
-               .config(METHODS.get(method), task) for _, task, method, seed in grid]
+    configs = [CommandLine(args.profile, assignments=(f"eval.episodes={args.test_episodes}", *extra), seed=seed)
+               .config(METHODS.get(method), task) for _, task, extra, method, seed in grid]
     # As a sweep: a run finished before is read, not trained again; an interrupted one resumes.
     try:
         outcomes = list(run_grid(configs, out, InProcess(root, None, progress=False)))
@@ -85,7 +99,7 @@ def main() -> None:
         sys.exit(f"error: {len(failed)} runs did not finish: {failed[0].error}")
     folders = {config_digest(o.config.to_dict()): o.folder for o in outcomes}
     rows = []
-    for (label, task, method, seed), config in zip(grid, configs):
+    for (label, task, _, method, seed), config in zip(grid, configs):
         summary = folders[config_digest(config.to_dict())].summary()
         rows.append({"variant": label, "task": task, "method": method, "seed": seed, "best_val": summary.best_val,
                      "run": summary.run})
@@ -95,7 +109,7 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     print("\n| variant | method | validation accuracy % (mean over seeds) | sd | seeds |\n|---|---|---|---|---|")
-    for label in variants():
+    for label in chosen:
         for method in args.methods.split(","):
             values = [100 * r["best_val"] for r in rows if r["variant"] == label and r["method"] == method]
             sd = statistics.stdev(values) if len(values) > 1 else float("nan")

@@ -103,6 +103,35 @@ def test_a_window_is_centred_on_the_first_blank_and_blanks_every_occurrence():
     assert blanked_window(sentence, "b", vocabulary, 3) == [UNK, BLANK, 5]
 
 
+def test_a_sentence_start_window_leaves_the_blank_where_it_falls():
+    vocabulary = Vocabulary(["a", "b", "c"])  # ids 3, 4, 5
+    sentence = ["a", "x", "b", "c", "b"]
+    assert blanked_window(sentence, "b", vocabulary, 5, centred=False) == [3, UNK, BLANK, 5, BLANK]
+    assert blanked_window(sentence, "c", vocabulary, 4, centred=False) == [3, UNK, 4, BLANK]
+    assert blanked_window(sentence, "a", vocabulary, 7, centred=False) == [BLANK, UNK, 4, 5, 4, PAD, PAD]
+    assert blanked_window(sentence, "c", vocabulary, 3, centred=False) == [4, BLANK, 4]  # beyond the window: centred
+
+
+def test_a_task_of_the_sentence_start_split_gets_sentence_start_windows(corpus):
+    import dataclasses
+
+    from bench.data.ptb import sources
+
+    task = dataclasses.replace(TASK, split="vinyals-sentence-start")
+    test = sources(task, corpus)["test"]
+    assert not test.centred and test.identity["window"] == "sentence-start" and test.identity["held_out_context"] == "unk"
+    assert sources(TASK, corpus)["test"].centred and "window" not in sources(TASK, corpus)["test"].identity
+
+
+def test_the_bag_of_words_encoder_averages_the_words_and_skips_padding():
+    from bench.interface.backbones import BagOfWords
+
+    bag = BagOfWords(10, 4)
+    tokens = torch.tensor([[PAD, 3, 4, PAD], [5, PAD, PAD, PAD], [PAD, PAD, PAD, PAD]])
+    weight = bag.embedding.weight
+    assert torch.allclose(bag(tokens), torch.stack([(weight[3] + weight[4]) / 2, weight[5], torch.zeros(4)]))
+
+
 def test_the_splits_draw_disjoint_words_from_their_own_files(sources, corpus):
     words = {name: set(source.words) for name, source in sources.items()}
     assert not words["train"] & words["test"] and not words["train"] & words["val"] and not words["val"] & words["test"]
@@ -245,8 +274,16 @@ def test_the_gap_script_trains_every_variant_and_keeps_validation_accuracy(corpu
     rows = list(csv.DictReader(open(tmp_path / "ptb_gap.csv")))
     # again: every run is found finished and read, none trained a second time
     assert subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=600).returncode == 0
-    assert list(csv.DictReader(open(tmp_path / "ptb_gap.csv"))) == rows and len(list((tmp_path / "runs").iterdir())) == 4
-    assert [r["task"] for r in rows] == ["ptb-5w1s", "ptb-5w1s-visible-context", "ptb-5w1s-window-21", "ptb-5w1s-window-81"]
-    assert all(0 <= float(r["best_val"]) <= 1 for r in rows) and "| window-81 | protonet |" in done.stdout
-    windows = {r["task"]: json.loads((tmp_path / "runs" / r["run"] / "config.json").read_text())["task"] for r in rows}
-    assert windows == {r["task"]: r["task"] for r in rows}
+    assert list(csv.DictReader(open(tmp_path / "ptb_gap.csv"))) == rows and len(list((tmp_path / "runs").iterdir())) == 6
+    assert [r["task"] for r in rows] == ["ptb-5w1s", "ptb-5w1s-visible-context", "ptb-5w1s-window-21", "ptb-5w1s-window-81",
+                                         "ptb-5w1s-sentence-start", "ptb-5w1s"]
+    assert all(0 <= float(r["best_val"]) <= 1 for r in rows) and "| text-bow-encoder | protonet |" in done.stdout
+    configs = [json.loads((tmp_path / "runs" / r["run"] / "config.json").read_text()) for r in rows]
+    assert [c["task"] for c in configs] == [r["task"] for r in rows]
+    assert [c["method_settings"]["backbone"] for c in configs] == ["auto"] * 5 + ["text-bow"]
+    # some variants only: those runs are read again, nothing else is trained or listed
+    some = subprocess.run(command + ["--variants", "window-21,text-bow-encoder"], cwd=repo, capture_output=True, text=True, timeout=600)
+    assert some.returncode == 0 and [r["variant"] for r in csv.DictReader(open(tmp_path / "ptb_gap.csv"))] == [
+        "window-21", "text-bow-encoder"] and len(list((tmp_path / "runs").iterdir())) == 6
+    wrong = subprocess.run(command + ["--variants", "window-22"], cwd=repo, capture_output=True, text=True, timeout=600)
+    assert wrong.returncode == 1 and wrong.stderr.strip().startswith("error: unknown variants window-22")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import random
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -156,11 +157,13 @@ class Vocabulary:
         return self._ids.get(word, UNK)
 
 
-def blanked_window(sentence: list[str], word: str, vocabulary: Vocabulary, length: int) -> list[int]:
+def blanked_window(sentence: list[str], word: str, vocabulary: Vocabulary, length: int, centred: bool = True) -> list[int]:
     """``length`` token ids centred on the first occurrence of ``word``, every occurrence of
-    which becomes ``<blank>``; positions outside the sentence are ``<pad>``."""
+    which becomes ``<blank>``; positions outside the sentence are ``<pad>``. ``centred=False``:
+    the sentence from its first token instead, the blank where it falls (a first blank beyond the
+    window gets a centred window), so the blank's position varies as in running text."""
     centre = sentence.index(word)
-    start = centre - length // 2
+    start = centre - length // 2 if centred or centre >= length else 0
     return [PAD if not 0 <= start + j < len(sentence) else
             BLANK if sentence[start + j] == word else vocabulary.encode(sentence[start + j]) for j in range(length)]
 
@@ -173,10 +176,10 @@ class SentenceSource:
     """
 
     def __init__(self, sentences: list[list[str]], words: list[str], vocabulary: Vocabulary,
-                 length: int, identity: dict):
+                 length: int, identity: dict, centred: bool = True):
         self.sentences = sentences
         self.vocabulary = vocabulary
-        self.length = length
+        self.length, self.centred = length, centred
         self.identity = identity
         wanted = set(words)
         holding: dict[str, list[int]] = {}
@@ -217,7 +220,7 @@ class SentenceSource:
         return Episode(fingerprint(names, indices), names, indices)
 
     def collate(self, episodes: list[Episode], ways: int, shots: int) -> Batch:
-        x = torch.tensor([[[blanked_window(self.sentences[s], word, self.vocabulary, self.length) for s in sents]
+        x = torch.tensor([[[blanked_window(self.sentences[s], word, self.vocabulary, self.length, self.centred) for s in sents]
                            for word, sents in zip(e.classes, e.payload)] for e in episodes])  # [T, ways, per, L]
         t, _, per = x.shape[:3]
         labels = torch.arange(ways).view(1, ways, 1)
@@ -236,21 +239,30 @@ def manifest_digest(corpus: dict[str, bytes]) -> str:
     return hashlib.sha256("".join(f"{hashlib.sha256(corpus[s]).hexdigest()}  {FILES[s]}\n" for s in names).encode()).hexdigest()
 
 
-# A task's ``split``: the paper's test words, with held-out words ``<unk>`` as context (the tasks'
-# rule), or with every word's own token as context (only for measuring what that rule changes).
-SPLITS = {"vinyals": False, "vinyals-visible-context": True}
+class Rules(NamedTuple):
+    visible_context: bool = False  # held-out words keep their own token as context
+    centred: bool = True  # the window is centred on the blank
+
+
+# A task's ``split``: the paper's test words under the tasks' rules (held-out words ``<unk>`` as
+# context, the window centred on the blank), or with one rule changed, only for measuring what
+# that rule changes (scripts/ptb_gap.py).
+SPLITS = {"vinyals": Rules(), "vinyals-visible-context": Rules(visible_context=True), "vinyals-sentence-start": Rules(centred=False)}
 
 
 def sources(task, root: Path) -> dict[str, SentenceSource]:
     if task.split not in SPLITS:
         raise UserError(f"task {task.name}: the Penn Treebank's splits are {', '.join(SPLITS)}, not '{task.split}'")
-    return ptb_sources(root, task.vocabulary, task.sequence_length, visible_context=SPLITS[task.split])
+    rules = SPLITS[task.split]
+    return ptb_sources(root, task.vocabulary, task.sequence_length, rules.visible_context, rules.centred)
 
 
-def ptb_sources(root: Path, vocabulary_size: int, length: int, visible_context: bool = False) -> dict[str, SentenceSource]:
+def ptb_sources(root: Path, vocabulary_size: int, length: int, visible_context: bool = False,
+                centred: bool = True) -> dict[str, SentenceSource]:
     """The train/val/test sources; each sees only its own words and its own file's sentences.
     ``visible_context``: held-out words keep their own token where another word is blanked (the
-    vocabulary then holds every word); otherwise they are ``<unk>`` everywhere.
+    vocabulary then holds every word); otherwise they are ``<unk>`` everywhere. ``centred``: see
+    ``blanked_window``.
 
     Raises:
         DataError: missing or unreadable files, the official corpus with other test words than
@@ -264,7 +276,7 @@ def ptb_sources(root: Path, vocabulary_size: int, length: int, visible_context: 
     if official and words_digest != TEST_WORDS_SHA256:
         raise DataError(f"{root / 'ptb' / TEST_WORDS} is not the paper's list of test words (sha256 {words_digest[:12]}...)")
     identity = {"dataset": DATASET, "manifest_sha256": digest, "official": official, "test_words_sha256": words_digest,
-                "held_out_context": "visible" if visible_context else "unk"}
+                "held_out_context": "visible" if visible_context else "unk", **({} if centred else {"window": "sentence-start"})}
     sentences = {split: sentences_of(raw, str(root / "ptb" / FILES[split])) for split, raw in corpus.items()}
     split = word_split([w for s in sentences["train"] for w in s], test_words)
     if official and split_digest(split) != SPLIT_SHA256:
@@ -273,4 +285,4 @@ def ptb_sources(root: Path, vocabulary_size: int, length: int, visible_context: 
     if len(vocabulary) > vocabulary_size:
         raise DataError(f"the Penn Treebank files under {root / 'ptb'} give {len(vocabulary)} tokens, more than "
                         f"the task's {vocabulary_size}: not Mikolov's 10k-word preprocessing")
-    return {name: SentenceSource(sentences[name], split[name], vocabulary, length, identity) for name in FILES}
+    return {name: SentenceSource(sentences[name], split[name], vocabulary, length, identity, centred) for name in FILES}

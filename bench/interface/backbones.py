@@ -148,6 +148,24 @@ def text_cnn(vocabulary: int, dim: int = WORD_DIM, filters: int = 128) -> nn.Seq
     )
 
 
+class BagOfWords(nn.Module):
+    """[N, L] token ids -> [N, D]: the mean embedding of the non-padding tokens (token 0 is padding)."""
+
+    def __init__(self, vocabulary: int, dim: int):
+        super().__init__()
+        self.embedding = nn.Embedding(vocabulary, dim, padding_idx=0)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        words = (tokens != 0).unsqueeze(-1).to(self.embedding.weight.dtype)
+        return (self.embedding(tokens) * words).sum(dim=1) / words.sum(dim=1).clamp(min=1)
+
+
+def text_bow(vocabulary: int, dim: int = WORD_DIM, width: int = 128) -> nn.Sequential:
+    """A bag of words: the mean word embedding of the window, then one dense layer with ReLU. It
+    ignores word order, the blank's neighbours included: a floor for what an encoder adds."""
+    return nn.Sequential(BagOfWords(vocabulary, dim), nn.Linear(dim, width), nn.ReLU())
+
+
 BACKBONES: Registry[Callable[..., nn.Sequential]] = Registry("backbone")
 BACKBONES.add("conv4-64-max", lambda c, bn: conv4(c, 64, "max", bn, spatial_mean=False))  # ProtoNets
 BACKBONES.add("conv4-64-stride", lambda c, bn: conv4(c, 64, "stride", bn, spatial_mean=True))  # MAML Omniglot
@@ -158,7 +176,8 @@ BACKBONES.add("resnet12-narrow", lambda c, bn: resnet12(c, (64, 96, 128, 256), b
 BACKBONES.add("mlp-40-40", lambda c, bn: nn.Sequential(nn.Linear(c, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU()))
 # Sentences (token ids); no normalisation layers, so the batch-norm setting does not apply.
 BACKBONES.add("text-cnn", lambda vocabulary, bn: text_cnn(vocabulary))
-TEXT_BACKBONES = frozenset({"text-cnn"})
+BACKBONES.add("text-bow", lambda vocabulary, bn: text_bow(vocabulary))
+TEXT_BACKBONES = frozenset({"text-cnn", "text-bow"})
 
 
 def auto_backbone(name: str, task: TaskSpec, image_default: str) -> str:
