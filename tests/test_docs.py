@@ -18,6 +18,34 @@ def test_every_generated_section_is_what_its_generator_writes_today(section):
     assert readme.shown(section) == section.body(), f"{section.path.name} is stale: run python scripts/readme.py"
 
 
+def test_the_ptb_table_puts_each_label_on_one_row_and_flags_mixed_code(tmp_path):
+    import pandas as pd
+
+    from bench.report.headline import ptb_markdown
+
+    common = {"protocol": "vinyals-ptb", "metric": "accuracy", "ci95": 0.5, "run_ci95": 0.4, "seed_std": 0.1, "episodes": 1000,
+              "best_at_last_val": "1/3", "difference": None, "source": None, "note": None}
+    rows = [{"task": "ptb-5w2s", "method": "protonet (quick)", "mean": 47.0, "seeds": 3, "budget": "3000 it", "published": None,
+             "other_protocol": None},
+            {"task": "ptb-5w1s", "method": "protonet (quick)", "mean": 41.0, "seeds": 3, "budget": "3000 it", "published": None,
+             "other_protocol": None},
+            {"task": "ptb-5w1s", "method": "matchingnet (quick)", "mean": 42.0, "seeds": 3, "budget": "3000 it",
+             "published": None, "other_protocol": "32.4 (vinyals-ptb, not retrieved)"},
+            {"task": "ptb-5w1s", "method": "lstm-oracle (upper-bound)", "mean": 80.8, "seeds": 1, "budget": "7968 it",
+             "published": 72.8, "other_protocol": None},
+            {"task": "omniglot-5w1s", "method": "csn (quick)", "mean": 97.0, "seeds": 3, "budget": "3000 it", "published": None,
+             "other_protocol": None, "protocol": "vinyals"}]
+    pd.DataFrame([{**common, **r} for r in rows]).to_csv(tmp_path / "accuracy.csv", index=False)
+    pd.DataFrame([{"task": "ptb-5w1s", "profile": "quick", "tag": "", "uniform": False},
+                  {"task": "ptb-5w2s", "profile": "quick", "tag": "", "uniform": True}]).to_csv(tmp_path / "comparisons.csv", index=False)
+    lines = ptb_markdown(tmp_path).strip().splitlines()
+    assert lines[0] == "| method | budget | ptb-5w1s | ptb-5w1s published | ptb-5w2s | ptb-5w2s published |"
+    assert lines[2:] == [
+        "| protonet (quick) | 3000 it | 41.00 +- 0.50 (3 seeds) mixed code |  | 47.00 +- 0.50 (3 seeds) |  |",
+        "| matchingnet (quick) | 3000 it | 42.00 +- 0.50 (3 seeds) mixed code | 32.4 (vinyals-ptb, not retrieved) |  |  |",
+        "| lstm-oracle (upper-bound) | 7968 it | 80.80 +- 0.50 (1 seed, episodes only) | 72.8 |  |  |"]
+
+
 def test_the_headline_shows_csns_published_number_as_not_like_for_like():
     (headline,) = [s for s in readme.SECTIONS if "headline" in s.start]
     assert "98.42, protocol not retrieved" in readme.shown(headline)
