@@ -123,6 +123,17 @@ def test_a_task_of_the_sentence_start_split_gets_sentence_start_windows(corpus):
     assert sources(TASK, corpus)["test"].centred and "window" not in sources(TASK, corpus)["test"].identity
 
 
+def test_a_task_drawing_another_tasks_episodes_gets_exactly_those(sources):
+    import dataclasses
+
+    variant = dataclasses.replace(TASK, name="ptb-5w1s@other", sequence_length=21)
+    for split in ("val", "test"):
+        base = [e.fingerprint for e in eval_episodes(sources[split], TASK, split, 5, 0)]
+        assert [e.fingerprint for e in eval_episodes(sources[split], variant, split, 5, 0)] != base  # its own by default
+        shared = dataclasses.replace(variant, episodes_of=TASK.name)
+        assert [e.fingerprint for e in eval_episodes(sources[split], shared, split, 5, 0)] == base
+
+
 def test_the_bag_of_words_encoder_averages_the_words_and_skips_padding():
     from bench.interface.backbones import BagOfWords
 
@@ -279,8 +290,11 @@ def test_the_gap_script_trains_every_variant_and_keeps_validation_accuracy(corpu
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(open(tmp_path / "ptb_gap.csv")))
     assert len(first) == 2 and set(first) <= {r["run"] for r in rows} and len(list((tmp_path / "runs").iterdir())) == 6
-    assert [r["task"] for r in rows] == ["ptb-5w1s", "ptb-5w1s-visible-context", "ptb-5w1s-window-21", "ptb-5w1s-window-81",
-                                         "ptb-5w1s-sentence-start", "ptb-5w1s"]
+    assert [r["task"] for r in rows] == ["ptb-5w1s", "ptb-5w1s@visible-context", "ptb-5w1s@window-21", "ptb-5w1s@window-81",
+                                         "ptb-5w1s@sentence-start", "ptb-5w1s"]
+    # every variant was validated on the base task's episodes (the same words and sentences)
+    streams = [json.loads((tmp_path / "runs" / r["run"] / "summary.json").read_text())["seeds"] for r in rows]
+    assert len({s["val"] for s in streams}) == 1 and len({s["train"] for s in streams}) == 5
     assert all(0 <= float(r["best_val"]) <= 1 for r in rows) and "| text-bow-encoder | protonet |" in done.stdout
     configs = [json.loads((tmp_path / "runs" / r["run"] / "config.json").read_text()) for r in rows]
     assert [c["task"] for c in configs] == [r["task"] for r in rows]

@@ -59,8 +59,8 @@ STREAMS = {
     "train": lambda s: ("train", s.task.name, s.run),  # training episodes
     "capture-probe": lambda s: ("capture-probe", s.task.name, s.run),  # the meta-batch train.compile decides on
     "memory-probe": lambda s: ("memory-probe", s.task.name, s.run),  # the episode the memory estimate measures
-    "val": lambda s: (s.task.name, s.task.version, "val", s.episodes),  # shared by every run of the task
-    "test": lambda s: (s.task.name, s.task.version, "test", s.episodes),  # shared by every run of the task
+    "val": lambda s: (s.task.episodes_of or s.task.name, s.task.version, "val", s.episodes),  # shared by every run of the task
+    "test": lambda s: (s.task.episodes_of or s.task.name, s.task.version, "test", s.episodes),  # shared by every run of the task
 }
 
 

@@ -17,7 +17,9 @@ class TaskSpec:
     a published number is compared only with tasks of its own protocol. ``modality`` and
     ``data_channels`` come from the dataset's registration (``bench/data/datasets.py``), not the
     task's YAML. Text tasks have ``image_size`` 0, examples of ``sequence_length`` token ids,
-    and an embedding table of ``vocabulary`` rows.
+    and an embedding table of ``vocabulary`` rows. ``episodes_of`` names the task whose validation
+    and test episodes this one draws (default: its own): a variant that changes only how the same
+    examples are read (``scripts/ptb_gap.py``) is then scored on exactly the task's episodes.
     """
 
     name: str
@@ -36,6 +38,7 @@ class TaskSpec:
     vocabulary: int = 0
     modality: Literal["image", "vector", "text"] = "image"
     data_channels: int = 1
+    episodes_of: str = ""
 
     @property
     def is_text(self) -> bool:
