@@ -3,55 +3,17 @@
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
+from bench.commandline import Commands, data_root_option, out_option, run_options, timing_options
 from bench.config import describe, keys_markdown, keys_text, parse_grid, parse_list, parse_names
-from bench.errors import CheckFailed, DataError, UserError, os_error_line
+from bench.errors import CheckFailed, DataError, UserError
 from bench.report.console import (bench_table, check_line, demo_table, listing, outcome_line, summary_line,
                                   verification_lines)
 from bench.results.runfolder import report_dir, write_timing_record
-
-
-class Commands(click.Group):
-    """Bad input ends with one line on stderr and a non-zero exit, never a traceback (every command)."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except UserError as exc:
-            click.echo(f"error: {' '.join(str(exc).splitlines())}", err=True)  # one line, whatever a library said
-            sys.exit(exc.exit_code)
-        except OSError as exc:  # a full disk, an unwritable folder, a path too long, outside a run
-            click.echo(f"error: {os_error_line(exc)}", err=True)
-            sys.exit(3)
-        except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
-            sys.exit(130)
-
-
-def data_root(ctx, param, value) -> Path:
-    from bench.data.storage import resolve_root  # imports torch: only once a command runs
-
-    return resolve_root(value)
-
-
-data_root_option = click.option("--data-root", type=click.Path(file_okay=False), default=None, callback=data_root,
-                                help="Folder holding omniglot/ (default: $CSN_BENCH_DATA, else ./data).")
-out_option = click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="results", show_default=True,
-                          help="Results folder (runs/ and index.jsonl go here).")
-
-
-def timing_options(what: str):
-    """``bench`` and ``floor``: how many steps are timed, after how many untimed ones, in how many rounds."""
-    options = [click.option("--iterations", type=click.IntRange(1), default=5, show_default=True, help=f"Timed {what}."),
-               click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help=f"Untimed {what} first."),
-               click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
-                            help="Rounds: each times every variant once, in alternating order; the median is reported.")]
-    return lambda fn: functools.reduce(lambda f, option: option(f), reversed(options), fn)
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,27 +47,6 @@ def list_cmd(keys_of, markdown) -> None:
         click.echo(listing(loaded, [TASKS.get(n) for n in TASKS], list(BACKBONES)))
         if broken:
             raise UserError(f"{len(broken)} method{'s' if len(broken) > 1 else ''} cannot be loaded: {'; '.join(broken)}")
-
-
-def run_options(fn):
-    """The options that choose a run's config, given to the command as one ``line`` (a ``CommandLine``)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, seed, profile, config_file, assignments, device, **kwargs):
-        from bench.engine.runconfig import CommandLine
-
-        return fn(*args, line=CommandLine(profile, config_file, tuple(assignments), seed, device), **kwargs)
-
-    options = [
-        click.option("--seed", type=int, default=None, help="Run seed (training episodes and initialisation)."),
-        click.option("--profile", default="quick", show_default=True, help="A profile of the method (`list` shows them)."),
-        click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, help="YAML config file."),
-        click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. train.lr=0.001."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Default: auto."),
-        data_root_option,
-        out_option,
-    ]
-    return functools.reduce(lambda f, option: option(f), reversed(options), wrapper)
 
 
 warn = functools.partial(click.echo, err=True)

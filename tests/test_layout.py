@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-LAYERS = ["shared", "interface", "data", "results", "engine", "report"]
+LAYERS = ["shared", "interface", "data", "results", "engine", "report", "commandline"]
 SHARED = {"errors", "registry", "config", "files", "stats"}
 
 
