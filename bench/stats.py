@@ -99,3 +99,21 @@ def paired_two_level_ci(first, second) -> Interval:
     seed_variance = _t95(seeds * seeds / welch) ** 2 * seeds if welch > 0 else 0.0
     variance = _t95(e - 1) ** 2 * float(diff.var(ddof=1)) / e + seed_variance
     return Interval(float(diff.mean()), math.sqrt(variance))
+
+
+def welch_ci(first: Sequence[float], second: Sequence[float]) -> Interval:
+    """95% interval of mean(first) - mean(second) for two independent samples (one number per
+    training run, e.g. best validation accuracy per seed), Welch's t with Welch-Satterthwaite
+    degrees of freedom; half-width 0 when neither sample varies."""
+    parts = []
+    for x in (first, second):
+        if len(x) < 2:
+            raise ValueError("welch_ci needs at least two values per sample")
+        m = sum(x) / len(x)
+        parts.append((sum((v - m) ** 2 for v in x) / (len(x) - 1) / len(x), len(x) - 1))
+    variance = sum(v for v, _ in parts)
+    difference = sum(first) / len(first) - sum(second) / len(second)
+    if variance == 0:
+        return Interval(difference, 0.0)
+    df = variance**2 / sum(v * v / n for v, n in parts)
+    return Interval(difference, _t95(df) * math.sqrt(variance))

@@ -18,9 +18,8 @@ per word instead of 1 changes the interval, not what is estimated.
 
 Every variant task draws ptb-5w1s's validation (and test) episodes (``TaskSpec.episodes_of``): the
 same words and sentences, read under its rule, so that a change is the rule's and not the luck of
-another set of episodes. (The first measurement, in ``results/reference/ptb-gap``, was made before
-this, with variants named ``ptb-5w1s-<variant>`` that drew their own; ``ptb_gap_episodes.py``
-says how much that mattered.)
+another set of episodes. (A first measurement let each variant draw its own, which moved its
+number by as much as the variant's change: results/reference/README.md, "What moves PTB accuracy".)
 
 Every variant is trained with each method's ``quick`` profile for each seed; the number kept is
 the best validation accuracy (``summary.json`` ``best_val``, on the variant's 100 validation

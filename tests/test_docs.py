@@ -46,6 +46,24 @@ def test_the_ptb_table_puts_each_label_on_one_row_and_flags_mixed_code(tmp_path)
         "| lstm-oracle (upper-bound) | 7968 it | 80.80 +- 0.50 (1 seed, episodes only) | 72.8 |  |  |"]
 
 
+def test_the_gap_table_gives_each_change_its_welch_interval_and_refuses_other_episodes(tmp_path):
+    import pandas as pd
+
+    rows = [{"variant": v, "task": t, "method": "protonet", "seed": s, "best_val": base + d, "run": "r"}
+            for v, t, base in [("tasks-rule", "ptb-5w1s", 0.30), ("window-21", "ptb-5w1s@window-21", 0.33)]
+            for s, d in enumerate([-0.01, 0.0, 0.01])]
+    pd.DataFrame(rows).to_csv(tmp_path / "gap.csv", index=False)
+    # both samples have sd 1 point over 3 seeds: the change's interval is t(0.975, 4) * sqrt(2/3)
+    assert readme.ptb_gap_markdown(tmp_path / "gap.csv").strip().splitlines() == [
+        "| variant of ptb-5w1s | protonet: val % (sd, seeds) | protonet: change (95 % interval) |",
+        "|---|---|---|",
+        "| tasks-rule | 30.00 (1.00, 3) |  |",
+        "| window-21 | 33.00 (1.00, 3) | +3.00 +- 2.27 |"]
+    pd.DataFrame([{**rows[0], "task": "ptb-5w1s-window-21"}]).to_csv(tmp_path / "own.csv", index=False)
+    with pytest.raises(ValueError, match="ptb-5w1s-window-21 drew their own validation episodes"):
+        readme.ptb_gap_markdown(tmp_path / "own.csv")
+
+
 def test_the_headline_shows_csns_published_number_as_not_like_for_like():
     (headline,) = [s for s in readme.SECTIONS if "headline" in s.start]
     assert "98.42, protocol not retrieved" in readme.shown(headline)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.stats import mean_ci95, paired_two_level_ci, two_level_ci
+from bench.stats import Interval, mean_ci95, paired_two_level_ci, two_level_ci, welch_ci
 
 T_1, T_2 = 12.7062047, 4.3026527  # 97.5% quantiles of t with 1 and 2 degrees of freedom (tables)
 
@@ -64,3 +64,17 @@ def test_coverage_of_simulated_reports(seeds, episodes, seed_sd):
     assert 0.92 <= coverage["paired"] <= 0.99, coverage
     if seed_sd > 0.02:
         assert coverage["pooled"] < 0.6 and coverage["paired_episodes_only"] < 0.6, coverage
+
+
+def test_welch_interval_by_hand():
+    # variances 1 and 1, n 3 and 3: se^2 = 2/3, Welch-Satterthwaite df = 4, t(0.975, 4) = 2.7764451
+    got = welch_ci([4.0, 5.0, 6.0], [1.0, 2.0, 3.0])
+    assert got.mean == pytest.approx(3.0)
+    assert got.half_width == pytest.approx(2.7764451 * math.sqrt(2 / 3), rel=1e-6)
+    # one sample without spread: the other's variance alone, on its own n - 1 = 2 degrees of freedom
+    uneven = welch_ci([0.0, 2.0, 4.0], [1.0, 1.0, 1.0])
+    assert uneven.mean == pytest.approx(1.0)
+    assert uneven.half_width == pytest.approx(T_2 * math.sqrt(4 / 3), rel=1e-6)
+    assert welch_ci([1.0, 1.0], [0.0, 0.0]) == Interval(1.0, 0.0)
+    with pytest.raises(ValueError):
+        welch_ci([1.0], [0.0, 1.0])
