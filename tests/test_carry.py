@@ -1,7 +1,8 @@
-"""scripts/carry_runs.py: the finished runs of a grid, and only those, into a committed folder."""
+"""scripts/carry_runs.py: the finished runs of a grid into a committed folder, small; on request the resumable ones whole."""
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,23 @@ def test_a_missing_grid_is_one_line(tmp_path):
     out = subprocess.run([sys.executable, "scripts/carry_runs.py", str(tmp_path / "none"), str(tmp_path / "d")],
                          cwd=REPO_ROOT, capture_output=True, text=True)
     assert out.returncode == 1 and out.stderr.strip() == f"error: {tmp_path / 'none'} is not a folder"
+
+
+def test_unfinished_runs_travel_whole_and_give_way_to_newer_state_then_to_the_finished_run(tmp_path):
+    grid, dest = tmp_path / "grid", tmp_path / "inflight"
+    run = fake_run(grid, "protonet", 0, [1.0], complete=False, checkpoint=True)
+    run.save_state({"iteration": 2}, "protonet")
+    fake_run(grid, "protonet", 1, [1.0], complete=False)  # no state: nothing to resume from
+    assert carry_runs.carry(grid, dest) == []  # only with --unfinished
+    copy = dest / "runs" / run.name
+    assert carry_runs.carry(grid, dest, unfinished=True) == [copy]
+    assert sorted(p.name for p in copy.iterdir()) == ["best.pt", "config.json", "environment.json", "state.pt",
+                                                      "status.json", "train.jsonl", "val.jsonl"]
+    (copy / "stale").write_text("")
+    assert carry_runs.carry(grid, dest, unfinished=True) == [copy] and not (copy / "stale").exists()  # newer state
+    finished = fake_run(tmp_path / "later", "protonet", 0, [0.5])  # the same run, finished: its files replace the copy's
+    for path in finished.path.iterdir():
+        shutil.copy(path, run.path / path.name)
+    assert carry_runs.carry(grid, dest, unfinished=True) == [copy]
+    assert not (copy / "state.pt").exists() and (copy / "summary.json").exists()
+    assert carry_runs.carry(grid, dest, unfinished=True) == []

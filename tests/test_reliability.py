@@ -313,3 +313,20 @@ def test_reading_a_small_file_asks_for_its_size_not_the_limit(tmp_path):
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_an_interrupted_run_carried_with_its_checkpoints_resumes_elsewhere_to_identical_results(reference, tmp_path, data_root):
+    """What lets a run longer than a session outlive its machine: ``carry_runs.py --unfinished``
+    copies it whole into the repository, and the copy resumes on another machine."""
+    proc = start_run(tmp_path / "grid", data_root)
+    wait_for(tmp_path / "grid", proc, lambda d, s: s.get("phase") == "training" and s.get("iteration", 0) >= 20)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=300)
+    carry = [sys.executable, "scripts/carry_runs.py", "--unfinished", str(tmp_path / "grid"), str(tmp_path / "inflight")]
+    out = subprocess.run(carry, cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    (copy,) = map(Path, out.stdout.split())
+    assert (copy / "state.pt").is_file() and not (copy / ".lock").exists() and not (copy / "summary.json").exists()
+    result = invoke("run", "--resume", copy, "--data-root", data_root)
+    assert result.exit_code == 0, result.output
+    assert episodes(copy) == episodes(reference) and json.loads((copy / "summary.json").read_text())["resumed"]
