@@ -75,6 +75,14 @@ def two_level_ci(values) -> Interval:
     return Interval(grand, math.sqrt(episode_part + _seed_part(ms_seed, ms_interaction, s, e)))
 
 
+def _welch_scaled(parts: list[tuple[float, int]]) -> float:
+    """t(0.975)^2 times the sum of independent variance parts, each ``(variance, degrees of
+    freedom)``, on Welch-Satterthwaite degrees of freedom; 0 when every part is 0."""
+    total = sum(v for v, _ in parts)
+    welch = sum(v * v / df for v, df in parts)
+    return _t95(total * total / welch) ** 2 * total if welch > 0 else 0.0
+
+
 def paired_two_level_ci(first, second) -> Interval:
     """95% interval of mean(first) - mean(second) for two methods' [seeds, episodes] matrices
     over the same episodes (their seeds are independent trainings, not pairs).
@@ -94,10 +102,7 @@ def paired_two_level_ci(first, second) -> Interval:
         _, ms_seed, _, ms_interaction, s, _ = _mean_squares(x)
         if s > 1:
             seed_parts.append((max(ms_seed - ms_interaction, 0.0) / (s * e), s - 1))
-    seeds = sum(v for v, _ in seed_parts)
-    welch = sum(v * v / df for v, df in seed_parts)
-    seed_variance = _t95(seeds * seeds / welch) ** 2 * seeds if welch > 0 else 0.0
-    variance = _t95(e - 1) ** 2 * float(diff.var(ddof=1)) / e + seed_variance
+    variance = _t95(e - 1) ** 2 * float(diff.var(ddof=1)) / e + _welch_scaled(seed_parts)
     return Interval(float(diff.mean()), math.sqrt(variance))
 
 
@@ -111,9 +116,5 @@ def welch_ci(first: Sequence[float], second: Sequence[float]) -> Interval:
             raise ValueError("welch_ci needs at least two values per sample")
         m = sum(x) / len(x)
         parts.append((sum((v - m) ** 2 for v in x) / (len(x) - 1) / len(x), len(x) - 1))
-    variance = sum(v for v, _ in parts)
     difference = sum(first) / len(first) - sum(second) / len(second)
-    if variance == 0:
-        return Interval(difference, 0.0)
-    df = variance**2 / sum(v * v / n for v, n in parts)
-    return Interval(difference, _t95(df) * math.sqrt(variance))
+    return Interval(difference, math.sqrt(_welch_scaled(parts)))

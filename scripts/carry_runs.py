@@ -12,8 +12,9 @@ goes into DEST/runs/ and its index row into DEST/index.jsonl, the layout `report
 With --unfinished, a run stopped half-way that can resume (it has its state checkpoint) is copied
 too, whole and with its checkpoints, so that a run longer than a session can go on from the
 repository when the machine is not kept (into results/inflight/unfinished/, whose checkpoints
-git tracks): copy its folder back into the grid and run the same sweep (or `cli.py run --resume`). Carrying again replaces that copy with the run's newer state,
-and with its small files alone once it has finished."""
+git tracks): copy its folder back into the grid and run the same sweep (or `cli.py run
+--resume`). Carrying again replaces that copy with the run's newer state, and with its small
+files alone once it has finished."""
 
 from __future__ import annotations
 
