@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ from click.core import ParameterSource
 
 from bench.commandline import Commands, data_root_option, out_option, run_options, timing_options
 from bench.config import describe, keys_markdown, keys_text, parse_grid, parse_list, parse_names
+from bench.engine import invocation
 from bench.errors import CheckFailed, DataError, UserError
 from bench.report.console import (bench_table, check_line, demo_table, listing, outcome_line, summary_line,
                                   verification_lines)
@@ -296,6 +298,7 @@ def demo(data_root, out) -> None:
 
 def main() -> None:
     """``python cli.py`` and the installed ``csn-bench`` command."""
+    invocation.record(sys.argv)  # each run records the command that started it
     cli(obj={"program": True})  # the process ends with the command (see late_signals_ignored)
 
 

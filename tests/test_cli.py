@@ -46,6 +46,15 @@ def check_smoke_run(method, task, tmp_path, data_root):
     env = json.loads((run_dir / "environment.json").read_text())
     assert {"git_commit", "git_dirty", "torch", "learn2learn", "device", "cpu_count"} <= set(env)
     assert env["niceness"] == os.nice(0)  # in-process: the run's priority is this process's
+    assert env["command"] == ""  # called from Python, not from a command line
+
+
+def test_a_command_line_is_recorded_as_typed_after_the_program_name(monkeypatch):
+    from bench.engine import invocation
+
+    monkeypatch.setenv(invocation.VARIABLE, "")  # restored after the test
+    invocation.record(["/home/me/bench/cli.py", "sweep", "--set", "tag=two words", "--seeds", "0,1"])
+    assert invocation.command() == "cli.py sweep --set 'tag=two words' --seeds 0,1"
 
 
 def test_every_method_sees_the_same_test_episodes(tmp_path, data_root):

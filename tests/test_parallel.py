@@ -3,6 +3,7 @@ and captured (compiled) steps."""
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -108,6 +109,9 @@ def test_two_sweeps_started_together_on_one_grid_run_each_config_once(concurrent
     assert [proc.returncode for proc in procs] == [0, 0], outputs
     assert len(list(concurrent_runs.glob("runs/*/summary.json"))) == 3  # not 4 to 6
     assert sum(out.count("ran ") for out, _ in outputs) == 3, outputs
+    # each run records the command that started it, though a worker process of the sweep ran it
+    recorded = {json.loads(p.read_text())["command"] for p in concurrent_runs.glob("runs/*/environment.json")}
+    assert recorded == {shlex.join(command[1:])}
 
 
 def test_a_config_claimed_by_another_sweep_is_left_to_it_and_a_stopped_sweep_starts_nothing(tmp_path):

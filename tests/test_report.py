@@ -10,7 +10,7 @@ from helpers import fake_run, invoke
 
 from bench.report.build import build_report
 from bench.report.collect import _budget, collect
-from bench.report.tables import accuracy_table, comparison_table, omniglot_table, paired_table
+from bench.report.tables import accuracy_table, comparison_table, omniglot_table, paired_table, runs_table
 from bench.stats import mean_ci95, paired_two_level_ci, two_level_ci
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,6 +116,26 @@ def test_a_comparison_states_the_load_its_runs_started_in(tmp_path):
     fake_run(tmp_path, "csn", 0, [1.0], environment={"device": "cpu"})
     (row,) = comparison_table(collect(tmp_path)).itertuples()
     assert row.load == "0.5-3.2 (1 of 3 runs unrecorded)"
+
+
+def test_the_runs_ledger_lists_every_complete_run_reported_or_not_with_its_provenance(tmp_path):
+    started = {"git_commit": "b" * 40, "git_dirty": False, "torch_threads": 1, "niceness": 10,
+               "load_average": [1.5, 1.0, 1.0], "command": "cli.py sweep --methods protonet --out 'a b'"}
+    for seed in (0, 1):
+        fake_run(tmp_path, "protonet", seed, [0.5, 1.0], overrides={"train": {"lr": 0.01}}, best_val=0.8, environment=started)
+    fake_run(tmp_path, "protonet", 0, [1.0], overrides={"train": {"lr": 0.001}}, best_val=0.6)
+    fake_run(tmp_path, "csn", 0, [1.0], complete=False)
+    ledger = runs_table(collect(tmp_path))
+    assert len(ledger) == 3 and list(ledger["seed"]) == [0, 0, 1]  # the interrupted run is not in it
+    chosen, other = ledger[ledger.reported], ledger[~ledger.reported]
+    assert len(chosen) == 2 and len(other) == 1 and other["value"].iloc[0] == pytest.approx(100.0)
+    first = chosen.iloc[0]
+    assert (first.commit, first.threads, first.niceness, first.load_start) == ("bbbbbbb", 1, 10, 1.5)
+    assert first.command == started["command"] and first.value == pytest.approx(75.0)
+    assert (first.train_seconds, first.process_seconds, first.resumed) == (5.0, 8.0, False)
+    assert other["command"].iloc[0] == "" and pd.isna(other["niceness"].iloc[0]) and math.isnan(other["load_start"].iloc[0])
+    written = pd.read_csv(build_report(tmp_path, tmp_path / "report").with_name("runs.csv"))
+    assert list(written["run"]) == list(ledger["run"]) and written["niceness"].iloc[0] == 10
 
 
 def test_the_omniglot_table_has_a_column_per_shape_and_the_published_numbers_beside(tmp_path):

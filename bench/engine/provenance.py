@@ -14,6 +14,7 @@ import torch
 
 from bench.engine.allocator import MALLOC_STATE
 from bench.engine.device import device_name
+from bench.engine.invocation import command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,4 +96,5 @@ def environment(device: torch.device) -> dict:
         # the run's scheduling priority: under load a niced process (a Ray worker's child runs at
         # Ray's worker niceness, 15 by default) gets less of the CPU, so its wall times stretch more
         "niceness": os.nice(0),
+        "command": command(),
     }

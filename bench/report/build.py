@@ -21,6 +21,7 @@ from bench.report.tables import (
     markdown,
     omniglot_table,
     paired_table,
+    runs_table,
     selection_table,
     time_to_level_table,
 )
@@ -41,10 +42,10 @@ def build_report(results: Path, out: Path) -> Path:
     paper = PAPER_DATA[0]  # the table files are named after its dataset: omniglot.csv, omniglot_paper.csv
     tables = {paper: omniglot, f"{paper}_paper": omniglot_paper, "accuracy": acc, "paired": paired,
               "comparisons": comparisons, "cost": cost, "time_to_level": levels, "selection": selection,
-              "incomplete": c.incomplete}
+              "incomplete": c.incomplete, "runs": runs_table(c)}
     for name, df in tables.items():
         atomic_write_bytes(out / f"{name}.csv", df.to_csv(index=False).encode())
-    tex = "".join(latex(df, f"{name} table") for name, df in tables.items() if name != "incomplete")
+    tex = "".join(latex(df, f"{name} table") for name, df in tables.items() if name not in ("incomplete", "runs"))
     atomic_write_bytes(out / "report.tex", tex.encode())
 
     transductive = sorted(set(cost.loc[cost["transductive"], "method"]))
@@ -100,6 +101,11 @@ def build_report(results: Path, out: Path) -> Path:
               f"other queries): {', '.join(transductive)}; the others classify each query on its own."
               if transductive else "No method is transductive at test."), "", markdown(cost)]
     md += ["## Incomplete runs", "", "Listed, never averaged in.", "", markdown(c.incomplete)]
+    md += ["## Runs", "",
+           f"`runs.csv` lists all {len(c.every)} complete runs, reported or not, with what their times depend on: "
+           "commit, threads and niceness, what bounded training, the training wall and CPU seconds, the wall "
+           "time of the process that finished the run (`resumed`: the last of several), the machine's 1-minute load as it started and ended, and the command that "
+           "started it (empty for runs made before runs recorded it).", ""]
     md += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures] + [""]
     atomic_write_bytes(out / "report.md", "\n".join(md).encode())
     return out / "report.md"

@@ -21,6 +21,7 @@ class Collected:
     curves: pd.DataFrame  # one row per validation of those runs
     candidates: pd.DataFrame  # one row per candidate setting where a group had several
     incomplete: pd.DataFrame  # run folder, why it is not counted
+    every: pd.DataFrame  # one row per complete run, reported or not (the runs ledger)
 
 
 CANDIDATE_COLUMNS = ["task", "method", "profile", "tag", "setting", "runs", "compared_seeds", "validation", "validation_std",
@@ -63,7 +64,9 @@ def collect(results: Path) -> Collected:
     runs_df = pd.DataFrame(runs)
     incomplete_df = pd.DataFrame(incomplete, columns=["run", "missing"])
     if runs_df.empty:
-        return Collected(runs_df, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(columns=CANDIDATE_COLUMNS), incomplete_df)
+        return Collected(runs_df, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(columns=CANDIDATE_COLUMNS), incomplete_df,
+                         runs_df)
+    every = runs_df
     runs_df, candidates = select(runs_df)
     keep = runs_df.set_index("run")
     frames = []
@@ -72,7 +75,7 @@ def collect(results: Path) -> Collected:
         for column in ("task", "label", "seed"):
             frame[column] = frame["run"].map(keep[column])
         frames.append(frame)
-    return Collected(runs_df, frames[0], frames[1], candidates, incomplete_df)
+    return Collected(runs_df, frames[0], frames[1], candidates, incomplete_df, every)
 
 
 def _run_row(result: RunResult) -> dict:
@@ -97,7 +100,11 @@ def _run_row(result: RunResult) -> dict:
         "classes": (config.get("train") or {}).get("classes", "train") if isinstance(config.get("train"), dict) else "train",
         "device": summary.device, "commit": _commit(result.environment),
         "threads": result.environment.get("torch_threads") if isinstance(result.environment.get("torch_threads"), int) else None,
-        "loads": _loads(result.environment, summary),
+        **_loads(result.environment, summary),
+        "niceness": result.environment.get("niceness"), "command": result.environment.get("command") or "",
+        "train_cpu_seconds": summary.train_cpu_seconds if summary.train_cpu_seconds is not None else math.nan,
+        # the wall time of the process that finished the run: a resumed run's last part only
+        "process_seconds": summary.wall_seconds, "resumed": summary.resumed,
         "backbone": info.get("backbone") or info.get("architecture") or settings.get("backbone", ""),
         "batch_norm": settings.get("batch_norm", ""),
         "parameters": model.get("parameters", math.nan), "flops_per_query": model.get("flops_per_query", math.nan),
@@ -108,11 +115,12 @@ def _run_row(result: RunResult) -> dict:
     }
 
 
-def _loads(environment: dict, summary: RunSummary) -> tuple[float, ...]:
-    """The machine's 1-minute load average as the run started and ended, where recorded."""
+def _loads(environment: dict, summary: RunSummary) -> dict[str, float]:
+    """The machine's 1-minute load average as the run started and ended (NaN where not recorded)."""
     start = environment.get("load_average")
-    values = [start[0] if isinstance(start, list) and start else None, summary.load_average_end]
-    return tuple(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+    values = {"load_start": start[0] if isinstance(start, list) and start else None, "load_end": summary.load_average_end}
+    return {k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else math.nan
+            for k, v in values.items()}
 
 
 def _commit(environment: dict) -> str:

@@ -146,6 +146,28 @@ def cost_table(c: Collected) -> pd.DataFrame:
     ).reset_index().rename(columns={"label": "method"})
 
 
+RUN_COLUMNS = ["run", "task", "method", "seed", "reported", "value", "commit", "threads", "niceness", "budget",
+               "iterations", "train_seconds", "train_cpu_seconds", "process_seconds", "resumed", "load_start", "load_end", "device",
+               "command"]
+
+
+def runs_table(c: Collected) -> pd.DataFrame:
+    """Every complete run, reported or not, with what a reviewer needs to weigh its times: the code
+    (commit, threads, niceness), what bounded it, its training wall and CPU seconds, the wall time of
+    the process that finished it (``resumed``: the last of several), the machine's load as it started
+    and ended, and the command that started it ('' for runs made before runs recorded it)."""
+    if c.every.empty:
+        return pd.DataFrame(columns=RUN_COLUMNS)
+    runs = c.every.assign(method=c.every["label"], reported=c.every["run"].isin(c.runs["run"]),
+                          value=c.every["value"] * np.where(c.every["metric"] == "accuracy", 100.0, 1.0))
+    runs = runs.astype({"threads": "Int64", "niceness": "Int64"})  # integers, empty where unrecorded
+    return runs.sort_values(["task", "method", "seed", "run"], key=_ledger_order)[RUN_COLUMNS].reset_index(drop=True)
+
+
+def _ledger_order(column: pd.Series) -> pd.Series:
+    return column.map(label_rank) if column.name == "method" else column
+
+
 LEVELS = {"accuracy": (0.8, 0.9, 0.95, 0.97, 0.98), "mse": (1.0, 0.5, 0.4, 0.3)}
 
 
@@ -185,8 +207,8 @@ def comparison_table(c: Collected) -> pd.DataFrame:
     for (task, profile, tag), runs in c.runs.groupby(["task", "profile", "tag"], sort=True):
         commits = sorted(set(runs["commit"].map(lambda v: v or "unknown")))
         threads = sorted(set(runs["threads"].map(lambda v: "unknown" if v is None or pd.isna(v) else str(int(v)))))
-        loads = [v for pair in runs["loads"] for v in pair]
-        unrecorded = sum(not pair for pair in runs["loads"])
+        loads = [v for v in (*runs["load_start"], *runs["load_end"]) if not math.isnan(v)]
+        unrecorded = int((runs["load_start"].isna() & runs["load_end"].isna()).sum())
         rows.append({
             "task": task, "profile": profile, "tag": tag,
             "methods": ", ".join(sorted(runs["method"].unique(), key=method_rank)), "runs": len(runs),

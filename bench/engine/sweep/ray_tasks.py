@@ -52,6 +52,7 @@ class RayTasks(Executor):
             import ray
         except ImportError:
             raise UserError("--executor ray needs Ray (pip install ray, or rerun scripts/setup.sh)") from None
+        from bench.engine import invocation
         from bench.engine.provenance import CODE_STATE, CODE_STATE_VARIABLE, method_code
 
         # Ray lowers its workers' priority (niceness 15) under its own processes; here a worker's
@@ -59,7 +60,8 @@ class RayTasks(Executor):
         # times slower than the same run in a local sweep. Ray's job supervisor asks for 0 the
         # same way; each run records the niceness it had in its environment record.
         runtime_env = {"working_dir": str(CODE_ROOT), "excludes": RAY_EXCLUDES,
-                       "env_vars": {CODE_STATE_VARIABLE: json.dumps(CODE_STATE), "RAY_USAGE_STATS_ENABLED": "0",
+                       "env_vars": {CODE_STATE_VARIABLE: json.dumps(CODE_STATE), invocation.VARIABLE: invocation.command(),
+                                    "RAY_USAGE_STATS_ENABLED": "0",
                                     "RAY_worker_niceness": "0"}}
         # A method from --methods-path lives outside the working directory: Ray ships its package too.
         outside = sorted({c["path"] for c in (method_code(j.config.method_class) for j in jobs) if c["source"] == "path"})
