@@ -10,7 +10,7 @@ from helpers import fake_run, invoke
 
 from bench.report.build import build_report
 from bench.report.collect import _budget, collect
-from bench.report.tables import accuracy_table, comparison_table, omniglot_table, paired_table, runs_table
+from bench.report.tables import accuracy_table, comparison_table, omniglot_table, paired_table, published, runs_table
 from bench.stats import mean_ci95, paired_two_level_ci, two_level_ci
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,6 +136,32 @@ def test_the_runs_ledger_lists_every_complete_run_reported_or_not_with_its_prove
     assert other["command"].iloc[0] == "" and pd.isna(other["niceness"].iloc[0]) and math.isnan(other["load_start"].iloc[0])
     written = pd.read_csv(build_report(tmp_path, tmp_path / "report").with_name("runs.csv"))
     assert list(written["run"]) == list(ledger["run"]) and written["niceness"].iloc[0] == 10
+
+
+PROTOCOLS = REPO.parent / "shared" / "docs" / "protocols.md"
+PROTOCOL_NAMES = {"CSN adaCNN (DF)": "csn", "MAML": "maml", "ProtoNets": "protonet", "Matching Nets": "matchingnet"}
+
+
+def test_the_published_omniglot_numbers_and_their_checks_are_those_of_protocols_md():
+    """Each value and interval as the project's protocol notes give it; `unverified` exactly where
+    the notes say a number was not checked."""
+    if not PROTOCOLS.exists():
+        pytest.skip(f"{PROTOCOLS} is not beside this checkout")
+    text = PROTOCOLS.read_text().split("Omniglot (Vinyals split", 1)[1].split("\n\n", 2)[1]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines()[2:]]
+    pub = published()
+    checked = 0
+    for name, *cells, source in rows:
+        if name not in PROTOCOL_NAMES:
+            continue
+        for (ways, shots), cell in zip(((5, 1), (5, 5), (20, 1), (20, 5)), cells):
+            (entry,) = pub[(pub.method == PROTOCOL_NAMES[name]) & (pub.dataset == "omniglot") & (pub.ways == ways)
+                           & (pub.shots == shots)].itertuples()
+            value, _, ci = cell.partition(" +- ")
+            assert (entry.value, entry.ci95 if ci else None) == (float(value), float(ci) if ci else None), (name, cell)
+            assert entry.unverified == ("unverified" in source), (name, source)
+            checked += 1
+    assert checked == 16
 
 
 def test_the_omniglot_table_has_a_column_per_shape_and_the_published_numbers_beside(tmp_path):
