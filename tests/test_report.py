@@ -367,6 +367,43 @@ def test_time_budget_comparisons_and_paper_runs_get_validation_panels(tmp_path):
     assert "5 CPU-s" in (tmp_path / "report" / "report.md").read_text()
 
 
+def cpu_budgeted_run(results, method, seed, task, cpu_seconds, values, iterations, clock="cpu"):
+    """A run bounded by 10 seconds of ``clock`` whose validations came at ``iterations`` with those values."""
+    import json
+
+    folder = fake_run(results, method, seed, [1.0], task=task, overrides={"tag": f"equal-time-{clock}"})
+    summary = json.loads((folder.path / "summary.json").read_text())
+    summary["budget"] = {"iterations": 10**6, "budget_seconds": 10.0, "clock": clock, "patience": 0,
+                         "stopped_by": "budget_seconds", "best_at_last_validation": True}
+    (folder.path / "summary.json").write_text(json.dumps(summary))
+    folder.write_curves([], [{"iteration": i, "accuracy": v, "train_seconds": 3 * t, "train_cpu_seconds": t}
+                             for i, t, v in zip(iterations, cpu_seconds, values)])
+
+
+def test_comparison_curves_keep_every_runs_end_on_the_clock_of_its_budget_in_the_papers_order(tmp_path):
+    from bench.report.plots import comparison_panels
+
+    # seeds of one method stop at different iterations when their budget ends
+    cpu_budgeted_run(tmp_path, "protonet", 0, "omniglot-20w1s", [4.0, 10.0], [0.5, 0.7], [100, 180])
+    cpu_budgeted_run(tmp_path, "protonet", 1, "omniglot-20w1s", [4.0, 10.0], [0.5, 0.8], [100, 150])
+    cpu_budgeted_run(tmp_path, "maml", 0, "omniglot-20w1s", [5.0, 10.0], [0.05, 0.06], [100, 120])  # 20-way chance
+    cpu_budgeted_run(tmp_path, "protonet", 0, "omniglot-5w1s", [4.0, 10.0], [0.6, 0.9], [100, 170])
+    cpu_budgeted_run(tmp_path, "protonet", 0, "omniglot-5w1s", [4.0, 10.0], [0.6, 0.9], [100, 170], clock="wall")
+    fake_run(tmp_path, "protonet", 0, [1.0])  # an iteration budget: no panel
+    panels = comparison_panels(collect(tmp_path))
+    assert [p.title.split(":")[0] for p in panels] == ["omniglot-5w1s, smoke, equal-time-cpu",
+                                                       "omniglot-5w1s, smoke, equal-time-wall",
+                                                       "omniglot-20w1s, smoke, equal-time-cpu"]
+    assert [p.clock for p in panels] == ["cpu", "wall", "cpu"]
+    wall_run = panels[1].runs["protonet (smoke, equal-time-wall)"][0]
+    assert list(wall_run["seconds"]) == [12.0, 30.0]  # wall seconds where the budget counted them
+    twenty = panels[2]
+    assert list(twenty.runs) == ["protonet (smoke, equal-time-cpu)"]
+    ends = [(run["seconds"].iloc[-1], run["value"].iloc[-1]) for run in twenty.runs["protonet (smoke, equal-time-cpu)"]]
+    assert sorted(ends) == [(10.0, 0.7), (10.0, 0.8)]  # each seed's last validation, on the CPU clock
+    assert twenty.at_chance == ["maml (smoke, equal-time-cpu) stays near chance (6 % at best)"]
+
+
 def test_a_compacted_run_reports_as_before_and_keeps_its_ends_of_the_training_curve(tmp_path):
     from bench.errors import UserError
     from bench.results.runfolder import RunFolder

@@ -59,8 +59,9 @@ def collect(results: Path) -> Collected:
         for r in result.test_rows:
             episodes.append({"run": name, "episode": r["episode"], "fingerprint": r["fingerprint"], "value": r[metric]})
         for v in result.val_rows:
+            cpu = v.get("train_cpu_seconds")  # recorded since the CPU clock existed
             curves.append({"run": name, "iteration": v["iteration"], "train_seconds": v.get("train_seconds", math.nan),
-                           "value": v[metric]})
+                           "train_cpu_seconds": cpu if isinstance(cpu, (int, float)) else math.nan, "value": v[metric]})
     runs_df = pd.DataFrame(runs)
     incomplete_df = pd.DataFrame(incomplete, columns=["run", "missing"])
     if runs_df.empty:

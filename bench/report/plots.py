@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -154,47 +155,80 @@ def _omniglot_figure(plt, acc: pd.DataFrame, c: Collected, out: Path) -> list[Pa
     return [out / "omniglot.png"]
 
 
-def _comparison_curves(plt, c: Collected, out: Path) -> list[Path]:
-    """Validation against training seconds (log axis), one panel per comparison with a budget in
-    seconds and one per task for the paper-budget runs; the y range is set by the methods that
-    learn, and a method left at chance is named in its panel instead of flattening it."""
+@dataclass
+class Panel:
+    """One panel of the comparison curves: each run's validation curve, by its method's label."""
+
+    title: str
+    metric: str
+    clock: str  # "cpu": the x axis is training CPU seconds (the comparison's budget clock); "wall"
+    runs: dict[str, list[pd.DataFrame]]  # label -> one frame (seconds, value) per run, in the tables' order
+    at_chance: list[str]  # labels whose every run stayed near chance, drawn as a note instead
+
+
+def comparison_panels(c: Collected) -> list[Panel]:
+    """One panel per comparison with a budget in seconds, then one per task for the paper-budget
+    runs, in the paper table's order of shapes. Each run keeps its whole curve, its last validation
+    (where its budget ended) included: runs of a time budget stop at different iterations, so a mean
+    over seeds would have to drop those ends. A comparison whose every run was bounded by CPU
+    seconds is drawn against them, the clock its budget counted; the others against wall seconds."""
     if c.curves.empty:
         return []
     runs = c.runs.set_index("run")
+
+    def order(group: tuple[str, list[str]]) -> tuple:  # the paper table's: 5-way 1-shot, 5-way 5-shot, 20-way ...
+        first = runs.loc[group[1][0]]
+        return first["dataset"], first["ways"], first["shots"], group[0]
+
     timed = runs[runs["budget"].str.endswith("s")]  # "600 s", "600 CPU-s"; iteration budgets end in "it"
-    panels = [(f"{task}, {profile}, {tag}: equal training time", g.index) for (task, profile, tag), g in
-              timed.groupby(["task", "profile", "tag"], sort=True)]
-    panels += [(f"{task}: the papers' budgets", g.index) for task, g in runs[runs["profile"] == "paper"].groupby("task", sort=True)]
+    groups = sorted(((f"{task}, {profile}, {tag}: equal training time", list(g.index))
+                     for (task, profile, tag), g in timed.groupby(["task", "profile", "tag"])), key=order)
+    groups += sorted(((f"{task}: the papers' budgets", list(g.index))
+                      for task, g in runs[runs["profile"] == "paper"].groupby("task")), key=order)
+    panels = []
+    for title, members in groups:
+        curves = c.curves[c.curves["run"].isin(members)].sort_values(["run", "iteration"])
+        metric, ways = runs.loc[members[0], "metric"], runs.loc[members[0], "ways"]
+        cpu = runs.loc[members, "budget"].str.endswith("CPU-s").all() and curves["train_cpu_seconds"].notna().all()
+        clock = "train_cpu_seconds" if cpu else "train_seconds"
+        chance = 1.0 / ways if metric == "accuracy" and ways else None
+        by_label, at_chance = {}, []
+        for label, g in sorted(curves.groupby("label"), key=lambda kv: label_rank(kv[0])):
+            if chance is not None and g["value"].max() < chance + 0.1:
+                at_chance.append(f"{label} stays near chance ({100 * g['value'].max():.0f} % at best)")
+                continue
+            by_label[label] = [r[[clock, "value"]].set_axis(["seconds", "value"], axis=1).reset_index(drop=True)
+                               for _, r in g.groupby("run", sort=True)]
+        panels.append(Panel(title, metric, "cpu" if cpu else "wall", by_label, at_chance))
+    return panels
+
+
+def _comparison_curves(plt, c: Collected, out: Path) -> list[Path]:
+    """The panels of ``comparison_panels``, training seconds on a log axis; the y range is set by
+    the methods that learn, and a method left at chance is named in its panel instead of flattening it."""
+    panels = comparison_panels(c)
     if not panels:
         return []
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3.4 * len(panels)), squeeze=False, layout="constrained")
-    for ax, (title, members) in zip(axes[:, 0], panels):
-        curves = c.curves[c.curves["run"].isin(members)]
-        metric = runs.loc[members[0], "metric"]
-        scale = 100.0 if metric == "accuracy" else 1.0
-        chance = 1.0 / runs.loc[members[0], "ways"] if metric == "accuracy" and runs.loc[members[0], "ways"] else None
-        shown, at_chance = [], []
-        for label, g in sorted(curves.groupby("label"), key=lambda kv: label_rank(kv[0])):
-            # only validations every seed reached: runs of a time budget stop at different iterations
-            seeds = g.groupby("iteration")["run"].nunique()
-            g = g[g["iteration"].isin(seeds[seeds == g["run"].nunique()].index)]
-            mean = g.groupby("iteration").agg(seconds=("train_seconds", "mean"), value=("value", "mean"))
-            if chance is not None and mean["value"].max() < chance + 0.1:
-                at_chance.append(f"{label} stays near chance ({100 * mean['value'].max():.0f} % at best)")
-                continue
-            ax.plot(mean["seconds"], scale * mean["value"], marker=".", label=label, color=method_color(label.split()[0]))
-            shown.append(scale * mean["value"])
+    for ax, panel in zip(axes[:, 0], panels):
+        scale = 100.0 if panel.metric == "accuracy" else 1.0
+        shown = []
+        for label, curves in panel.runs.items():
+            for i, run in enumerate(curves):
+                ax.plot(run["seconds"], scale * run["value"], marker=".", lw=1, alpha=0.8, label=label if i == 0 else None,
+                        color=method_color(label.split()[0]))
+                shown.append(scale * run["value"])
         if shown:
             values = pd.concat(shown)
-            low = values.quantile(0.05) if metric == "accuracy" else values.min()
+            low = values.quantile(0.05) if panel.metric == "accuracy" else values.min()
             ax.set_ylim(low - 0.05 * (values.max() - low + 1e-9), values.max() + 0.05 * (values.max() - low + 1e-9))
-            ax.legend(fontsize=8, loc="lower right" if metric == "accuracy" else "upper right")
-        if at_chance:
-            ax.text(0.01, 0.02, "; ".join(at_chance), transform=ax.transAxes, fontsize=8, color="gray")
+            ax.legend(fontsize=8, loc="lower right" if panel.metric == "accuracy" else "upper right")
+        if panel.at_chance:
+            ax.text(0.01, 0.02, "; ".join(panel.at_chance), transform=ax.transAxes, fontsize=8, color="gray")
         ax.set_xscale("log")
-        ax.set_title(title)
-        ax.set_xlabel("training seconds (log)")
-        ax.set_ylabel("validation " + ("accuracy (%)" if metric == "accuracy" else "MSE"))
-    fig.suptitle("Validation during training, per comparison (mean over seeds)")
+        ax.set_title(panel.title)
+        ax.set_xlabel(("training CPU seconds" if panel.clock == "cpu" else "training seconds") + " (log)")
+        ax.set_ylabel("validation " + ("accuracy (%)" if panel.metric == "accuracy" else "MSE"))
+    fig.suptitle("Validation during training, per comparison (one line per seed)")
     write_figure(fig, out / "comparison_curves.png")
     return [out / "comparison_curves.png"]
