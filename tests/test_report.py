@@ -10,7 +10,8 @@ from helpers import fake_run, invoke
 
 from bench.report.build import build_report
 from bench.report.collect import _budget, collect
-from bench.report.tables import accuracy_table, comparison_table, omniglot_table, paired_table, published, runs_table
+from bench.report.tables import (accuracy_table, comparison_table, omniglot_table, paired_table, published, runs_table,
+                                 time_to_level_table)
 from bench.stats import mean_ci95, paired_two_level_ci, two_level_ci
 
 REPO = Path(__file__).resolve().parent.parent
@@ -402,6 +403,19 @@ def test_comparison_curves_keep_every_runs_end_on_the_clock_of_its_budget_in_the
     ends = [(run["seconds"].iloc[-1], run["value"].iloc[-1]) for run in twenty.runs["protonet (smoke, equal-time-cpu)"]]
     assert sorted(ends) == [(10.0, 0.7), (10.0, 0.8)]  # each seed's last validation, on the CPU clock
     assert twenty.at_chance == ["maml (smoke, equal-time-cpu) stays near chance (6 % at best)"]
+
+
+def test_time_to_a_level_is_the_median_over_seeds_on_the_clock_of_the_budget(tmp_path):
+    cpu_budgeted_run(tmp_path, "protonet", 0, "omniglot-20w1s", [4.0, 10.0], [0.5, 0.7], [100, 180])
+    cpu_budgeted_run(tmp_path, "protonet", 1, "omniglot-20w1s", [4.0, 10.0], [0.85, 0.8], [100, 150])
+    cpu_budgeted_run(tmp_path, "protonet", 2, "omniglot-20w1s", [6.0, 10.0], [0.5, 0.81], [100, 150])
+    cpu_budgeted_run(tmp_path, "protonet", 0, "omniglot-5w1s", [4.0, 10.0], [0.6, 0.9], [100, 170], clock="wall")
+    table = time_to_level_table(collect(tmp_path)).set_index(["task", "method"])
+    assert list(table.columns) == ["80%", "90%"]  # the levels no run reached are left out
+    cpu = table.loc[("omniglot-20w1s", "protonet (smoke, equal-time-cpu)")]
+    assert (cpu["80%"], cpu["90%"]) == ("7 CPU-s (1 of 3 never)", "never")  # median of 4 and 10 CPU-s
+    wall = table.loc[("omniglot-5w1s", "protonet (smoke, equal-time-wall)")]
+    assert (wall["80%"], wall["90%"]) == ("30 s", "30 s")  # wall seconds (3 x the CPU seconds here)
 
 
 def test_a_compacted_run_reports_as_before_and_keeps_its_ends_of_the_training_curve(tmp_path):

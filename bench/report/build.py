@@ -92,7 +92,8 @@ def build_report(results: Path, out: Path) -> Path:
            "results played no part.", "", markdown(selection)]
     md += ["## Time to validation levels", "",
            "Training seconds (validation excluded) at which the validation metric first reached each level: "
-           "the median over seeds.", "", markdown(levels)]
+           "the median over seeds; in CPU seconds (`CPU-s`) for runs whose budget counted them, which other "
+           "work on the machine does not stretch, in wall seconds (`s`) otherwise.", "", markdown(levels)]
     md += ["## Cost", "",
            "`parameters` of the whole method (CSN: base, key and value networks); `mflops_per_query`: matrix "
            "multiplications and convolutions to predict one test episode (adaptation included), over its "

@@ -10,7 +10,7 @@ import pandas as pd
 
 from bench.files import atomic_write_bytes, write_figure
 from bench.report.collect import Collected
-from bench.report.tables import METHOD_ORDER, PAPER_SHAPES, label_rank, method_rank, paper_table_runs
+from bench.report.tables import METHOD_ORDER, PAPER_SHAPES, curve_clock, label_rank, method_rank, paper_table_runs
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
 
@@ -189,8 +189,7 @@ def comparison_panels(c: Collected) -> list[Panel]:
     for title, members in groups:
         curves = c.curves[c.curves["run"].isin(members)].sort_values(["run", "iteration"])
         metric, ways = runs.loc[members[0], "metric"], runs.loc[members[0], "ways"]
-        cpu = runs.loc[members, "budget"].str.endswith("CPU-s").all() and curves["train_cpu_seconds"].notna().all()
-        clock = "train_cpu_seconds" if cpu else "train_seconds"
+        clock = curve_clock(runs.loc[members], curves)
         chance = 1.0 / ways if metric == "accuracy" and ways else None
         by_label, at_chance = {}, []
         for label, g in sorted(curves.groupby("label"), key=lambda kv: label_rank(kv[0])):
@@ -199,7 +198,7 @@ def comparison_panels(c: Collected) -> list[Panel]:
                 continue
             by_label[label] = [r[[clock, "value"]].set_axis(["seconds", "value"], axis=1).reset_index(drop=True)
                                for _, r in g.groupby("run", sort=True)]
-        panels.append(Panel(title, metric, "cpu" if cpu else "wall", by_label, at_chance))
+        panels.append(Panel(title, metric, "cpu" if clock == "train_cpu_seconds" else "wall", by_label, at_chance))
     return panels
 
 

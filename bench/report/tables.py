@@ -171,24 +171,35 @@ def _ledger_order(column: pd.Series) -> pd.Series:
 LEVELS = {"accuracy": (0.8, 0.9, 0.95, 0.97, 0.98), "mse": (1.0, 0.5, 0.4, 0.3)}
 
 
+def curve_clock(runs: pd.DataFrame, curves: pd.DataFrame) -> str:
+    """The curves' column to measure ``runs``' training time with: ``train_cpu_seconds`` where every
+    run's budget counted CPU seconds (so that other work on the machine does not stretch it) and
+    every validation recorded them, else ``train_seconds`` (wall)."""
+    cpu = runs["budget"].str.endswith("CPU-s").all() and curves["train_cpu_seconds"].notna().all()
+    return "train_cpu_seconds" if cpu else "train_seconds"
+
+
 def time_to_level_table(c: Collected) -> pd.DataFrame:
     """Training seconds at which each run's validation metric first reached each level (at
-    least, for accuracy; at most, for MSE): the median over seeds, or how many seeds never did.
-    Levels that no method reached are left out."""
+    least, for accuracy; at most, for MSE): the median over seeds, or how many seeds never did;
+    in CPU seconds (``CPU-s``) for runs of a CPU-second budget. Levels that no method reached are
+    left out."""
     rows = []
     for (task, label), runs in c.runs.groupby(["task", "label"], sort=True):
         metric = runs["metric"].iloc[0]
+        clock = curve_clock(runs, c.curves[c.curves.run.isin(runs["run"])])
+        unit = "CPU-s" if clock == "train_cpu_seconds" else "s"
         row = {"task": task, "method": label}
         for level in LEVELS[metric]:
             firsts = []
             for run in runs["run"]:
                 curve = c.curves[c.curves.run == run].sort_values("iteration")
                 reached = curve[curve["value"] >= level] if metric == "accuracy" else curve[curve["value"] <= level]
-                firsts.append(reached["train_seconds"].iloc[0] if len(reached) else math.nan)
+                firsts.append(reached[clock].iloc[0] if len(reached) else math.nan)
             done = [f for f in firsts if not math.isnan(f)]
             name = f"{100 * level:g}%" if metric == "accuracy" else f"mse {level:g}"
-            row[name] = (f"{np.median(done):.0f} s" + (f" ({len(firsts) - len(done)} of {len(firsts)} never)"
-                                                        if len(done) < len(firsts) else "")) if done else "never"
+            row[name] = (f"{np.median(done):.0f} {unit}" + (f" ({len(firsts) - len(done)} of {len(firsts)} never)"
+                                                             if len(done) < len(firsts) else "")) if done else "never"
         rows.append(row)
     table = pd.DataFrame(rows)
     reached = [col for col in table.columns[2:] if table[col].map(lambda v: isinstance(v, str) and v != "never").any()]
