@@ -135,11 +135,14 @@ def paired_table(c: Collected) -> pd.DataFrame:
 
 
 def cost_table(c: Collected) -> pd.DataFrame:
-    """Per task and method: model size and test compute, training and test time, peak memory."""
+    """Per task and method: model size and test compute, training time (wall, and the process's CPU
+    seconds, which load on the machine does not stretch; NaN for runs from before they were
+    recorded) and test time, peak memory."""
     return c.runs.groupby(["task", "label"], sort=True).agg(
         backbone=("backbone", "first"), batch_norm=("batch_norm", "first"), transductive=("transductive", "first"),
         parameters=("parameters", "first"), mflops_per_query=("flops_per_query", lambda f: f.iloc[0] / 1e6),
         runs=("run", "count"), iterations=("iterations", "mean"), train_seconds=("train_seconds", "mean"),
+        train_cpu_seconds=("train_cpu_seconds", "mean"),
         seconds_per_iteration=("seconds_per_iteration", "mean"), episodes_per_second=("episodes_per_second", "mean"),
         test_ms_per_episode=("test_ms_per_episode", "mean"), peak_mib=("peak_mib", "max"),
         peak_kind=("peak_kind", "first"), device=("device", _same),
