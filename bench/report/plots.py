@@ -12,6 +12,7 @@ from bench.files import atomic_write_bytes, write_figure
 from bench.report.collect import Collected
 from bench.report.tables import METHOD_ORDER, PAPER_SHAPES, curve_clock, label_rank, method_rank, paper_table_runs
 
+LINE_STYLES = ("-", "--", ":", "-.")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
 
 
@@ -21,6 +22,12 @@ def method_color(method: str) -> str:
     if rank < len(METHOD_ORDER):
         return PALETTE[rank]
     return PALETTE[len(METHOD_ORDER) + zlib.crc32(method.encode()) % (len(PALETTE) - len(METHOD_ORDER))]
+
+
+def _shape_rank(runs: pd.DataFrame, task: str) -> tuple:
+    """Sort key of a task: by dataset, then as the paper tables run (5-way 1-shot, 5-way 5-shot, 20-way 1-shot, ...)."""
+    first = runs[runs["task"] == task].iloc[0]
+    return first["dataset"], first["ways"], first["shots"], task
 
 
 def _plot_scale(c: Collected, task: str) -> float:
@@ -41,20 +48,30 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
 
     sns.set_theme(style="whitegrid", context="notebook")
     written = []
-    tasks = sorted(acc["task"].unique())
+    tasks = sorted(acc["task"].unique(), key=lambda task: _shape_rank(c.runs, task))
 
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False, layout="constrained")
-    for ax, task in zip(axes[0], tasks):
-        t = acc[acc.task == task].reset_index(drop=True)
-        ax.errorbar(t["mean"], range(len(t)), xerr=t["ci95"], fmt="o", capsize=4, label="this harness (95% CI)")
-        pub = t[~t["published"].isna()]
-        ax.scatter(pub["published"], pub.index, marker="x", color="black", s=60, zorder=5, label="published")
-        ax.set_yticks(range(len(t)), t["method"])
-        unit = "accuracy (%)" if t["metric"].iloc[0] == "accuracy" else "MSE (lower is better)"
+    # Wrapped three to a row so that the figure stays readable at page width.
+    ncols = min(3, len(tasks))
+    nrows = -(-len(tasks) // ncols)
+    most = int(acc.groupby("task")["method"].nunique().max())
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.8 * ncols, nrows * (0.42 * most + 1.5)), squeeze=False,
+                             layout="constrained")
+    for ax, task in zip(axes.flat, tasks):
+        rows = acc[acc.task == task].set_index("method")
+        labels = sorted(rows.index, key=label_rank)
+        for y, label in enumerate(labels):
+            r = rows.loc[label]
+            ax.errorbar(r["mean"], y, xerr=r["ci95"], fmt="o", capsize=3, color=method_color(label.split()[0]))
+            if r["published"] == r["published"]:  # not NaN
+                ax.scatter(r["published"], y, marker="x", color="black", s=50, zorder=5)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_ylim(len(labels) - 0.5, -0.5)  # the tables' order, top to bottom
         ax.set_title(task)
-        ax.set_xlabel(unit)
-    axes[0][0].legend(loc="lower left", fontsize=8)
-    fig.suptitle("Test metric per task (pooled over seeds and test episodes)")
+        ax.set_xlabel("accuracy (%)" if rows["metric"].iloc[0] == "accuracy" else "MSE (lower is better)")
+    for ax in axes.flat[len(tasks):]:
+        ax.axis("off")
+    fig.suptitle("Test metric per task: mean over seeds and test episodes +- its two-level 95% interval; "
+                 "x: published, same protocol")
     write_figure(fig, out / "accuracy.png")
     written.append(out / "accuracy.png")
 
@@ -64,11 +81,17 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
         fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.6 * len(tasks)), squeeze=False, layout="constrained")
         for row, task in zip(axes, tasks):
             scale = _plot_scale(c, task)
-            for label, g in grouped[grouped.task == task].groupby("label"):
+            of_task = grouped[grouped.task == task]
+            styles: dict[str, int] = {}  # a method's colour everywhere; its profiles and tags by line style
+            for label in sorted(of_task["label"].unique(), key=label_rank):
+                g = of_task[of_task.label == label]
+                method = label.split()[0]
+                styles[method] = styles.get(method, -1) + 1
+                style = LINE_STYLES[styles[method] % len(LINE_STYLES)]
                 mean, std = g["mean"] * scale, g["std"].fillna(0) * scale
                 for ax, x in zip(row, ("iteration", "seconds")):
-                    line = ax.plot(g[x], mean, marker=".", label=label)[0]
-                    ax.fill_between(g[x], mean - std, mean + std, alpha=0.2, color=line.get_color())
+                    ax.plot(g[x], mean, marker=".", label=label, color=method_color(method), linestyle=style)
+                    ax.fill_between(g[x], mean - std, mean + std, alpha=0.15, color=method_color(method))
             row[0].set_title(f"{task}: validation vs iterations")
             row[1].set_title(f"{task}: validation vs training time")
             row[0].set_xlabel("iteration")
@@ -76,7 +99,7 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
             for ax in row:
                 ax.set_ylabel("validation " + _metric_label(c, task))
             row[0].legend(fontsize=8)
-        fig.suptitle("Validation curves (line: mean over seeds; band: +- 1 std)")
+        fig.suptitle("Validation curves (line: mean over the seeds that reached each iteration; band: +- 1 std)")
         write_figure(fig, out / "validation_curves.png")
         written.append(out / "validation_curves.png")
 
@@ -175,18 +198,14 @@ def comparison_panels(c: Collected) -> list[Panel]:
     if c.curves.empty:
         return []
     runs = c.runs.set_index("run")
-
-    def order(group: tuple[str, list[str]]) -> tuple:  # the paper table's: 5-way 1-shot, 5-way 5-shot, 20-way ...
-        first = runs.loc[group[1][0]]
-        return first["dataset"], first["ways"], first["shots"], group[0]
-
     timed = runs[runs["budget"].str.endswith("s")]  # "600 s", "600 CPU-s"; iteration budgets end in "it"
-    groups = sorted(((f"{task}, {profile}, {tag}: equal training time", list(g.index))
-                     for (task, profile, tag), g in timed.groupby(["task", "profile", "tag"])), key=order)
-    groups += sorted(((f"{task}: the papers' budgets", list(g.index))
-                      for task, g in runs[runs["profile"] == "paper"].groupby("task")), key=order)
+    groups = [(task, f"{task}, {profile}, {tag}: equal training time", list(g.index))
+              for (task, profile, tag), g in timed.groupby(["task", "profile", "tag"])]
+    groups = sorted(groups, key=lambda g: (_shape_rank(c.runs, g[0]), g[1]))
+    groups += sorted(((task, f"{task}: the papers' budgets", list(g.index))
+                      for task, g in runs[runs["profile"] == "paper"].groupby("task")), key=lambda g: _shape_rank(c.runs, g[0]))
     panels = []
-    for title, members in groups:
+    for _, title, members in groups:
         curves = c.curves[c.curves["run"].isin(members)].sort_values(["run", "iteration"])
         metric, ways = runs.loc[members[0], "metric"], runs.loc[members[0], "ways"]
         clock = curve_clock(runs.loc[members], curves)
