@@ -108,12 +108,17 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
     fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.6 * len(tasks)), squeeze=False, layout="constrained")
     for row, task in zip(axes, tasks):
         t = c.runs[c.runs.task == task].assign(shown=lambda d: d["value"] * _plot_scale(c, task))
-        sns.scatterplot(data=t, x="train_seconds", y="shown", hue="label", ax=row[0], s=60)
-        sns.scatterplot(data=t, x="peak_mib", y="shown", hue="label", ax=row[1], s=60, legend=False)
+        order = sorted(t["label"].unique(), key=label_rank)
+        colours = {label: method_color(label.split()[0]) for label in order}
+        sns.scatterplot(data=t, x="train_seconds", y="shown", hue="label", hue_order=order, palette=colours,
+                        style="label", style_order=order, ax=row[0], s=60)
+        sns.scatterplot(data=t, x="peak_mib", y="shown", hue="label", hue_order=order, palette=colours,
+                        style="label", style_order=order, ax=row[1], s=60, legend=False)
         row[0].legend(title="method", fontsize=8)
         row[0].set_title(f"{task}: test metric vs training time (one point per run)")
         row[1].set_title(f"{task}: test metric vs peak memory")
-        row[0].set_xlabel("training seconds")
+        row[0].set_xscale("log")  # paper budgets train 10-100 times longer than the short profiles
+        row[0].set_xlabel("training seconds (log)")
         row[1].set_xlabel(f"peak memory (MiB, {t['peak_kind'].iloc[0]})")
         for ax in row:
             ax.set_ylabel("test " + _metric_label(c, task))
