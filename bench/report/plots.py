@@ -40,6 +40,7 @@ def _metric_label(c: Collected, task: str) -> str:
 
 
 def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
+    """Every report figure, written into ``out``; the paths written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,9 +48,13 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="notebook")
-    written = []
     tasks = sorted(acc["task"].unique(), key=lambda task: _shape_rank(c.runs, task))
+    return (_accuracy_figure(plt, acc, tasks, out) + _validation_figure(plt, c, tasks, out)
+            + _omniglot_figure(plt, acc, c, out) + _comparison_curves(plt, c, out) + _cost_figure(sns, plt, c, tasks, out))
 
+
+def _accuracy_figure(plt, acc: pd.DataFrame, tasks: list[str], out: Path) -> list[Path]:
+    """Each task's test metric per method label, in the tables' order and the methods' colours."""
     # Wrapped three to a row so that the figure stays readable at page width.
     ncols = min(3, len(tasks))
     nrows = -(-len(tasks) // ncols)
@@ -73,38 +78,43 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
     fig.suptitle("Test metric per task: mean over seeds and test episodes +- its two-level 95% interval; "
                  "x: published, same protocol")
     write_figure(fig, out / "accuracy.png")
-    written.append(out / "accuracy.png")
+    return [out / "accuracy.png"]
 
-    if not c.curves.empty:
-        grouped = c.curves.groupby(["task", "label", "iteration"]).agg(
-            mean=("value", "mean"), std=("value", "std"), seconds=("train_seconds", "mean")).reset_index()
-        fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.6 * len(tasks)), squeeze=False, layout="constrained")
-        for row, task in zip(axes, tasks):
-            scale = _plot_scale(c, task)
-            of_task = grouped[grouped.task == task]
-            styles: dict[str, int] = {}  # a method's colour everywhere; its profiles and tags by line style
-            for label in sorted(of_task["label"].unique(), key=label_rank):
-                g = of_task[of_task.label == label]
-                method = label.split()[0]
-                styles[method] = styles.get(method, -1) + 1
-                style = LINE_STYLES[styles[method] % len(LINE_STYLES)]
-                mean, std = g["mean"] * scale, g["std"].fillna(0) * scale
-                for ax, x in zip(row, ("iteration", "seconds")):
-                    ax.plot(g[x], mean, marker=".", label=label, color=method_color(method), linestyle=style)
-                    ax.fill_between(g[x], mean - std, mean + std, alpha=0.15, color=method_color(method))
-            row[0].set_title(f"{task}: validation vs iterations")
-            row[1].set_title(f"{task}: validation vs training time")
-            row[0].set_xlabel("iteration")
-            row[1].set_xlabel("training seconds")
-            for ax in row:
-                ax.set_ylabel("validation " + _metric_label(c, task))
-            row[0].legend(fontsize=8)
-        fig.suptitle("Validation curves (line: mean over the seeds that reached each iteration; band: +- 1 std)")
-        write_figure(fig, out / "validation_curves.png")
-        written.append(out / "validation_curves.png")
 
-    written += _omniglot_figure(plt, acc, c, out) + _comparison_curves(plt, c, out)
+def _validation_figure(plt, c: Collected, tasks: list[str], out: Path) -> list[Path]:
+    """Per task, the validation metric against iterations and training seconds, mean and spread over seeds."""
+    if c.curves.empty:
+        return []
+    grouped = c.curves.groupby(["task", "label", "iteration"]).agg(
+        mean=("value", "mean"), std=("value", "std"), seconds=("train_seconds", "mean")).reset_index()
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.6 * len(tasks)), squeeze=False, layout="constrained")
+    for row, task in zip(axes, tasks):
+        scale = _plot_scale(c, task)
+        of_task = grouped[grouped.task == task]
+        styles: dict[str, int] = {}  # a method's colour everywhere; its profiles and tags by line style
+        for label in sorted(of_task["label"].unique(), key=label_rank):
+            g = of_task[of_task.label == label]
+            method = label.split()[0]
+            styles[method] = styles.get(method, -1) + 1
+            style = LINE_STYLES[styles[method] % len(LINE_STYLES)]
+            mean, std = g["mean"] * scale, g["std"].fillna(0) * scale
+            for ax, x in zip(row, ("iteration", "seconds")):
+                ax.plot(g[x], mean, marker=".", label=label, color=method_color(method), linestyle=style)
+                ax.fill_between(g[x], mean - std, mean + std, alpha=0.15, color=method_color(method))
+        row[0].set_title(f"{task}: validation vs iterations")
+        row[1].set_title(f"{task}: validation vs training time")
+        row[0].set_xlabel("iteration")
+        row[1].set_xlabel("training seconds")
+        for ax in row:
+            ax.set_ylabel("validation " + _metric_label(c, task))
+        row[0].legend(fontsize=8)
+    fig.suptitle("Validation curves (line: mean over the seeds that reached each iteration; band: +- 1 std)")
+    write_figure(fig, out / "validation_curves.png")
+    return [out / "validation_curves.png"]
 
+
+def _cost_figure(sns, plt, c: Collected, tasks: list[str], out: Path) -> list[Path]:
+    """Per task, each run's test metric against its training seconds and its peak memory."""
     fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.6 * len(tasks)), squeeze=False, layout="constrained")
     for row, task in zip(axes, tasks):
         t = c.runs[c.runs.task == task].assign(shown=lambda d: d["value"] * _plot_scale(c, task))
@@ -123,8 +133,7 @@ def plots(c: Collected, acc: pd.DataFrame, out: Path) -> list[Path]:
         for ax in row:
             ax.set_ylabel("test " + _metric_label(c, task))
     write_figure(fig, out / "cost_tradeoff.png")
-    written.append(out / "cost_tradeoff.png")
-    return written
+    return [out / "cost_tradeoff.png"]
 
 
 def copy_run_figures(c: Collected, out: Path) -> list[Path]:
