@@ -130,6 +130,7 @@ def test_the_runs_ledger_lists_every_complete_run_reported_or_not_with_its_prove
     assert len(ledger) == 3 and list(ledger["seed"]) == [0, 0, 1]  # the interrupted run is not in it
     chosen, other = ledger[ledger.reported], ledger[~ledger.reported]
     assert len(chosen) == 2 and len(other) == 1 and other["value"].iloc[0] == pytest.approx(100.0)
+    assert list(chosen["best_val"]) == pytest.approx([80.0, 80.0]) and other["best_val"].iloc[0] == pytest.approx(60.0)
     first = chosen.iloc[0]
     assert (first.commit, first.threads, first.niceness, first.load_start) == ("bbbbbbb", 1, 10, 1.5)
     assert first.command == started["command"] and first.value == pytest.approx(75.0)
