@@ -103,10 +103,11 @@ def build_report(results: Path, out: Path) -> Path:
               if transductive else "No method is transductive at test."), "", markdown(cost)]
     md += ["## Incomplete runs", "", "Listed, never averaged in.", "", markdown(c.incomplete)]
     md += ["## Runs", "",
-           f"`runs.csv` lists all {len(c.every)} complete runs, reported or not, with what their times depend on: "
-           "commit, threads and niceness, what bounded training, the training wall and CPU seconds, the wall "
-           "time of the process that finished the run (`resumed`: the last of several), the machine's 1-minute load as it started and ended, and the command that "
-           "started it (empty for runs made before runs recorded it).", ""]
+           f"`runs.csv` lists all {len(c.every)} complete runs, reported or not, with their test and best "
+           "validation metrics and what their times depend on: commit, threads and niceness, what bounded "
+           "training, the training wall and CPU seconds, the wall time of the process that finished the run "
+           "(`resumed`: the last of several), the machine's 1-minute load as it started and ended, and the "
+           "command that started it (empty for runs made before runs recorded it).", ""]
     md += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures] + [""]
     atomic_write_bytes(out / "report.md", "\n".join(md).encode())
     return out / "report.md"
