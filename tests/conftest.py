@@ -3,8 +3,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.engine import invocation
+
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CSN_BENCH_CACHE", str(REPO / ".cache" / "tests"))
+# Tests call the harness from Python, where a run records no command line; one exported by a shell
+# (or left by a cli.py that started pytest) would be recorded instead.
+os.environ.pop(invocation.VARIABLE, None)
 # pytest-xdist starts one worker per core: with torch's default of one thread per core in each
 # worker, cores x cores threads would share the cores and spin against each other (the fast
 # subset spent 363 CPU-s so, check-method three times its single-thread CPU time). Children a

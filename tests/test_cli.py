@@ -227,6 +227,7 @@ def test_bench_times_each_variant_in_a_fresh_process(tmp_path, data_root):
     written = json.loads(record.read_text())
     rows = written["rows"]
     assert written["torch"] and written["threads"] >= 1 and "git_commit" in written and "start" in written["load_average"]
+    assert written["command"] == ""  # called from Python, not from a command line
     assert "threads, torch " in result.output and "commit " in result.output
     assert [r["method_info"]["impl_used"] for r in rows] == ["batched", "reference"]
     assert {r["memory_format"] for r in rows} == {"channels_last"}  # auto, on the CPU

@@ -42,6 +42,7 @@ def test_floor_times_every_figure_in_a_fresh_process_and_records_them(tmp_path, 
     figure is what makes this test slow; ``bench``'s tests run real ones): every figure of every
     round goes through ``_fresh``, and the record holds them with their provenance."""
     import bench.engine.floor as floor
+    from bench.engine import invocation
     from bench.engine.device import torch_threads
 
     calls = []
@@ -52,6 +53,7 @@ def test_floor_times_every_figure_in_a_fresh_process_and_records_them(tmp_path, 
             return fn(*args)
 
     monkeypatch.setattr(floor, "_fresh", in_process)
+    monkeypatch.setenv(invocation.VARIABLE, "cli.py floor --methods maml,csn")  # as main() records it
     result = invoke("floor", "--methods", "maml,csn", "--task", "sinusoid-5s", "--profile", "smoke", "--iterations", 1,
                     "--warmup", 0, "--repeat", 2, "--test-episodes", 4, "--threads", 1, "--out", tmp_path)
     assert result.exit_code == 0, result.output
@@ -61,6 +63,7 @@ def test_floor_times_every_figure_in_a_fresh_process_and_records_them(tmp_path, 
     record = json.loads(path.read_text())
     assert record["threads"] == 1 and record["torch"] and record["gemm_gflops"] > 0 and "git_commit" in record
     assert record["repeat"] == 2 and set(record["load_average"]) == {"start", "max", "end"}
+    assert record["command"] == "cli.py floor --methods maml,csn"
     assert [r["method"] for r in record["rows"]] == ["maml", "csn"]
     for row in record["rows"]:
         assert set(row["floor_seconds"]) == {"contiguous", "channels_last"} and min(row["floor_seconds"].values()) > 0

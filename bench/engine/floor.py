@@ -151,6 +151,7 @@ def measure(configs: list[RunConfig], data_root: Path, iterations: int, warmup: 
     import torch
 
     from bench.engine.device import device_name, pick_device, torch_threads
+    from bench.engine.invocation import command
     from bench.engine.provenance import CODE_STATE
 
     jobs = []
@@ -191,7 +192,7 @@ def measure(configs: list[RunConfig], data_root: Path, iterations: int, warmup: 
     return {
         "device": device_name(device), "torch": torch.__version__, "threads": threads or torch.get_num_threads(),
         **CODE_STATE, "gemm_gflops": gemm, "iterations": iterations, "warmup": warmup, "repeat": repeat,
-        "load_average": {"start": load[0], "max": max(load), "end": load[-1]}, "rows": rows,
+        "load_average": {"start": load[0], "max": max(load), "end": load[-1]}, "command": command(), "rows": rows,
     }
 
 

@@ -108,9 +108,10 @@ def bench_variants(variants: list[tuple[str, RunConfig, int]], data_root: Path, 
                    repeat: int, echo) -> dict:
     """Times every (label, config, copies at once) variant ``repeat`` times, alternating their
     order by round so that a machine that slows down or speeds up favours none; the record
-    ``bench`` writes: each variant's median and rounds, with the code, torch, threads and load."""
+    ``bench`` writes: each variant's median and rounds, with the code, torch, threads, load and command."""
     import torch
 
+    from bench.engine.invocation import command
     from bench.engine.provenance import CODE_STATE
 
     runs: dict[str, list[dict]] = {label: [] for label, _, _ in variants}
@@ -122,7 +123,7 @@ def bench_variants(variants: list[tuple[str, RunConfig, int]], data_root: Path, 
     rows = [{"variant": label, "config": config.to_dict(), **summarise(runs[label])} for label, config, _ in variants]
     return {"iterations": iterations, "warmup": warmup, "repeat": repeat, **CODE_STATE, "torch": torch.__version__,
             "threads": rows[0]["torch_threads"], "load_average": {"start": load_start, "end": os.getloadavg()[0]},
-            "rows": rows}
+            "command": command(), "rows": rows}
 
 
 def variant_grid(values: dict[str, list], jobs_levels: list[int]) -> list[tuple[str, list[str], int]]:
