@@ -137,7 +137,14 @@ def test_the_runs_ledger_lists_every_complete_run_reported_or_not_with_its_prove
     assert (first.train_seconds, first.process_seconds, first.resumed) == (5.0, 8.0, False)
     assert other["command"].iloc[0] == "" and pd.isna(other["niceness"].iloc[0]) and math.isnan(other["load_start"].iloc[0])
     written = pd.read_csv(build_report(tmp_path, tmp_path / "report").with_name("runs.csv"))
-    assert list(written["run"]) == list(ledger["run"]) and written["niceness"].iloc[0] == 10
+    assert list(written["run"]) == list(ledger["run"]) and written.set_index("run").loc[first.run, "niceness"] == 10
+
+
+def test_a_run_of_one_test_episode_has_no_interval_and_still_gets_its_figures(tmp_path):
+    fake_run(tmp_path, "protonet", 0, [0.9])
+    report = build_report(tmp_path, tmp_path / "report")
+    assert math.isnan(pd.read_csv(report.with_name("accuracy.csv"))["ci95"].iloc[0])
+    assert (report.parent / "omniglot.png").is_file()
 
 
 PROTOCOLS = REPO.parent / "shared" / "docs" / "protocols.md"

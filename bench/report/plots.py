@@ -176,7 +176,8 @@ def _omniglot_figure(plt, acc: pd.DataFrame, c: Collected, out: Path) -> list[Pa
                             fontsize=8, color=method_color(label.split()[0]))
                 continue
             ax.errorbar(r["mean"], y, xerr=r["ci95"], fmt="o", capsize=3, color=method_color(label.split()[0]))
-            shown += [r["mean"] - r["ci95"], r["mean"] + r["ci95"]]
+            half = r["ci95"] if r["ci95"] == r["ci95"] else 0.0  # no interval from a single test episode
+            shown += [r["mean"] - half, r["mean"] + half]
             if r["published"] == r["published"]:  # not NaN
                 ax.scatter(r["published"], y, marker="x", color="black", s=50, zorder=5)
                 shown.append(r["published"])
