@@ -126,9 +126,14 @@ def test_the_runs_ledger_lists_every_complete_run_reported_or_not_with_its_prove
         fake_run(tmp_path, "protonet", seed, [0.5, 1.0], overrides={"train": {"lr": 0.01}}, best_val=0.8, environment=started)
     fake_run(tmp_path, "protonet", 0, [1.0], overrides={"train": {"lr": 0.001}}, best_val=0.6)
     fake_run(tmp_path, "csn", 0, [1.0], complete=False)
+    fake_run(tmp_path, "maml", 0, [1.0])
     ledger = runs_table(collect(tmp_path))
-    assert len(ledger) == 3 and list(ledger["seed"]) == [0, 0, 1]  # the interrupted run is not in it
-    chosen, other = ledger[ledger.reported], ledger[~ledger.reported]
+    assert list(ledger["method"]) == ["maml (smoke)"] + ["protonet (smoke)"] * 3  # the interrupted run is not in it
+    assert ledger["setting"].iloc[0] == ""  # maml's one setting: nothing to tell its runs apart
+    protonet = ledger[ledger["method"] == "protonet (smoke)"]
+    assert sorted(zip(protonet["seed"], protonet["setting"])) == [(0, "train.lr=0.001"), (0, "train.lr=0.01"), (1, "train.lr=0.01")]
+    assert list(protonet["ci95"]) == [0.0] * 3 and protonet["best_at_last_validation"].all()
+    chosen, other = protonet[protonet.reported], protonet[~protonet.reported]
     assert len(chosen) == 2 and len(other) == 1 and other["value"].iloc[0] == pytest.approx(100.0)
     assert list(chosen["best_val"]) == pytest.approx([80.0, 80.0]) and other["best_val"].iloc[0] == pytest.approx(60.0)
     first = chosen.iloc[0]

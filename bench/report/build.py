@@ -103,8 +103,9 @@ def build_report(results: Path, out: Path) -> Path:
               if transductive else "No method is transductive at test."), "", markdown(cost)]
     md += ["## Incomplete runs", "", "Listed, never averaged in.", "", markdown(c.incomplete)]
     md += ["## Runs", "",
-           f"`runs.csv` lists all {len(c.every)} complete runs, reported or not, with their test and best "
-           "validation metrics and what their times depend on: commit, threads and niceness, what bounded "
+           f"`runs.csv` lists all {len(c.every)} complete runs, reported or not, with their candidate setting "
+           "(where their group had several), their test metric with its episode interval, their best validation "
+           "metric and whether it was their last, and what their times depend on: commit, threads and niceness, what bounded "
            "training, the training wall and CPU seconds, the wall time of the process that finished the run "
            "(`resumed`: the last of several), the machine's 1-minute load as it started and ended, and the "
            "command that started it (empty for runs made before runs recorded it).", ""]

@@ -67,6 +67,7 @@ def collect(results: Path) -> Collected:
     if runs_df.empty:
         return Collected(runs_df, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(columns=CANDIDATE_COLUMNS), incomplete_df,
                          runs_df)
+    runs_df["setting"] = setting_labels(runs_df)
     every = runs_df
     runs_df, candidates = select(runs_df)
     keep = runs_df.set_index("run")
@@ -155,33 +156,48 @@ def _flatten(config: dict, prefix: str = "") -> dict:
     return out
 
 
-def select(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per task, method, profile and tag, the setting with the best mean validation metric.
+def setting_labels(runs: pd.DataFrame) -> pd.Series:
+    """Per run, the settings that tell it from the other runs of its task, method, profile and tag
+    (``train.lr=0.01``; '' where they all share one).
 
-    A setting is the run's config without its seed, compared on the keys every run of the
-    group records (runs written before a key existed still match). Candidates are compared on
-    the seeds they all ran (all their seeds where they share none), so that seeds added to the
-    chosen setting afterwards cannot change the choice. Test results play no part.
-    Returns the runs of the chosen settings, and one row per candidate where there were several.
+    A setting is the run's config without its seed, compared on the keys every run of the group
+    records (runs written before a key existed still match)."""
+    labels = pd.Series("", index=runs.index, dtype=object)
+    for _, group in runs.groupby(["task", "method", "profile", "tag"], sort=True):
+        differing = _differing(group)
+        labels[group.index] = group["config"].map(lambda c: ", ".join(f"{k}={_text(c[k])}" for k in differing))
+    return labels
+
+
+def _differing(group: pd.DataFrame) -> list[str]:
+    """The config keys that every run of ``group`` records and that differ between them."""
+    common = set.intersection(*(set(c) for c in group["config"]))
+    return sorted(k for k in common if len({c[k] for c in group["config"]}) > 1)
+
+
+def select(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per task, method, profile and tag, the setting (``setting_labels``, in the ``setting``
+    column) with the best mean validation metric.
+
+    Candidates are compared on the seeds they all ran (all their seeds where they share none), so
+    that seeds added to the chosen setting afterwards cannot change the choice. Test results play
+    no part. Returns the runs of the chosen settings, and one row per candidate where there were
+    several.
     """
     kept, candidates = [], []
     for (task, method, profile, tag), group in runs.groupby(["task", "method", "profile", "tag"], sort=True):
-        common = set.intersection(*(set(c) for c in group["config"]))
-        settings = group["config"].map(lambda c: tuple(sorted((k, c[k]) for k in common)))
-        if settings.nunique() == 1:
+        if group["setting"].nunique() == 1:
             kept.append(group)
             continue
-        differing = sorted(k for k in common if len({c[k] for c in group["config"]}) > 1)
         higher_is_better = group["metric"].iloc[0] == "accuracy"
-        by_setting = list(group.groupby(settings, sort=True))
+        differing = _differing(group)  # candidates in the order of their values (meta-batch 8 before 32)
+        by_setting = sorted(group.groupby("setting"), key=lambda s: tuple(s[1]["config"].iloc[0][k] for k in differing))
         shared = set.intersection(*(set(r["seed"]) for _, r in by_setting))
         scored = []
         for setting, runs_of in by_setting:
-            values = dict(setting)
             compared = runs_of[runs_of["seed"].isin(shared)] if shared else runs_of
             scored.append({
-                "task": task, "method": method, "profile": profile, "tag": tag,
-                "setting": ", ".join(f"{k}={_text(values[k])}" for k in differing),
+                "task": task, "method": method, "profile": profile, "tag": tag, "setting": setting,
                 "runs": len(runs_of), "compared_seeds": ",".join(map(str, sorted(compared["seed"]))),
                 "validation": compared["best_val"].mean(),
                 "validation_std": compared["best_val"].std(ddof=1) if len(compared) > 1 else math.nan, "rows": runs_of,

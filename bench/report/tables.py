@@ -149,14 +149,15 @@ def cost_table(c: Collected) -> pd.DataFrame:
     ).reset_index().rename(columns={"label": "method"})
 
 
-RUN_COLUMNS = ["run", "task", "method", "seed", "reported", "value", "best_val", "commit", "threads", "niceness", "budget",
-               "iterations", "train_seconds", "train_cpu_seconds", "process_seconds", "resumed", "load_start", "load_end", "device",
+RUN_COLUMNS = ["run", "task", "method", "setting", "seed", "reported", "value", "ci95", "best_val", "best_at_last_validation",
+               "commit", "threads", "niceness", "budget", "iterations", "train_seconds", "train_cpu_seconds", "process_seconds", "resumed", "load_start", "load_end", "device",
                "command"]
 
 
 def runs_table(c: Collected) -> pd.DataFrame:
-    """Every complete run, reported or not, with its test metric and best validation metric (what
-    the selection chose on), and what a reviewer needs to weigh its times: the code (commit,
+    """Every complete run, reported or not: its candidate setting where its group had several, its
+    test metric with the episode interval, its best validation metric (what the selection chose
+    on) and whether that was its last, and what a reviewer needs to weigh its times: the code (commit,
     threads, niceness), what bounded it, its training wall and CPU seconds, the wall time of the
     process that finished it (``resumed``: the last of several), the machine's load as it started
     and ended, and the command that started it ('' for runs made before runs recorded it)."""
@@ -164,7 +165,7 @@ def runs_table(c: Collected) -> pd.DataFrame:
         return pd.DataFrame(columns=RUN_COLUMNS)
     scale = np.where(c.every["metric"] == "accuracy", 100.0, 1.0)  # accuracies in %, as in every table
     runs = c.every.assign(method=c.every["label"], reported=c.every["run"].isin(c.runs["run"]),
-                          value=c.every["value"] * scale, best_val=c.every["best_val"] * scale)
+                          value=c.every["value"] * scale, ci95=c.every["ci95"] * scale, best_val=c.every["best_val"] * scale)
     runs = runs.astype({"threads": "Int64", "niceness": "Int64"})  # integers, empty where unrecorded
     return runs.sort_values(["task", "method", "seed", "run"], key=_ledger_order)[RUN_COLUMNS].reset_index(drop=True)
 
