@@ -2,7 +2,7 @@
 the README's headline tables (the reference report's CSV files) and layout table (the package
 and module docstrings), docs/usage.md's config keys (the config dataclasses), docs/layout.md
 (every module's docstring), and results/reference/README.md's speed tables (its ``speed/``
-records). ``python scripts/readme.py`` writes them; ``--check`` lists the stale ones and exits 1.
+records) and per-comparison run tables (the report's ``runs.csv`` ledger). ``python scripts/readme.py`` writes them; ``--check`` lists the stale ones and exits 1.
 The tests compare each section with its generator, so none can drift."""
 
 from __future__ import annotations
