@@ -76,7 +76,7 @@ def modules_markdown() -> str:
 
 # The reference README's tables of runs: (task, profile and tag as in the run folders' names).
 LEDGER = REPO / "results" / "reference" / "runs.csv"
-RUN_TABLES = [*((task, "quick__equal-time") for task in ("omniglot-5w1s", "omniglot-5w5s", "omniglot-20w1s")),
+RUN_TABLES = [*((task, "quick__equal-time") for task in ("omniglot-5w1s", "omniglot-5w5s", "omniglot-20w1s", "omniglot-20w5s")),
               *((task, "quick") for task in ("ptb-5w1s", "ptb-5w2s", "ptb-5w3s"))]
 
 
