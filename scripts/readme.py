@@ -104,7 +104,7 @@ def column_runs_markdown(task: str, kind: str = "quick__equal-time", ledger: Pat
     runs = runs[[fnmatch.fnmatchcase(r, f"{task}__*__{kind}__s*") for r in runs["run"]]]
     rows = ["| method | candidate | seed | iterations | best val % | test % | train CPU-s | train wall s | last process wall s "
             "| load start / end | best at last val | resumed | commit |", "|" + "---|" * 13]
-    for r in sorted(runs.itertuples(), key=lambda r: (r.method, _natural(r.setting), r.seed)):
+    for r in sorted(runs.itertuples(), key=lambda r: r.method):  # stable: the ledger's candidate and seed order
         rows.append(
             f"| {r.method.split()[0]} | {r.setting or '-'} | {r.seed} | {r.iterations} | {r.best_val:.2f} "
             f"| {r.value:.2f} +- {r.ci95:.2f} | {r.train_cpu_seconds:.0f} | {r.train_seconds:.0f} | {r.process_seconds:.0f} "
@@ -113,13 +113,6 @@ def column_runs_markdown(task: str, kind: str = "quick__equal-time", ledger: Pat
                 "wall time of the process that finished it (training, validation and testing), for a resumed run "
                 "its last part only.")
     return "\n" + "\n".join(rows) + "\n"
-
-
-def _natural(text: str) -> list:
-    """A sort key that puts meta_batch=8 before meta_batch=32."""
-    import re
-
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
 
 
 PTB_GAP = REPO / "results" / "reference" / "ptb-gap" / "ptb_gap.csv"

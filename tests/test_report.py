@@ -132,6 +132,8 @@ def test_the_runs_ledger_lists_every_complete_run_reported_or_not_with_its_prove
     assert ledger["setting"].iloc[0] == ""  # maml's one setting: nothing to tell its runs apart
     protonet = ledger[ledger["method"] == "protonet (smoke)"]
     assert sorted(zip(protonet["seed"], protonet["setting"])) == [(0, "train.lr=0.001"), (0, "train.lr=0.01"), (1, "train.lr=0.01")]
+    # candidates in the order of their values (0.001 before 0.01), then seeds: as the README's run tables list them
+    assert list(zip(protonet["setting"], protonet["seed"])) == [("train.lr=0.001", 0), ("train.lr=0.01", 0), ("train.lr=0.01", 1)]
     assert list(protonet["ci95"]) == [0.0] * 3 and protonet["best_at_last_validation"].all()
     chosen, other = protonet[protonet.reported], protonet[~protonet.reported]
     assert len(chosen) == 2 and len(other) == 1 and other["value"].iloc[0] == pytest.approx(100.0)

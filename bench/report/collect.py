@@ -67,7 +67,7 @@ def collect(results: Path) -> Collected:
     if runs_df.empty:
         return Collected(runs_df, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(columns=CANDIDATE_COLUMNS), incomplete_df,
                          runs_df)
-    runs_df["setting"] = setting_labels(runs_df)
+    runs_df[["setting", "setting_rank"]] = setting_labels(runs_df)
     every = runs_df
     runs_df, candidates = select(runs_df)
     keep = runs_df.set_index("run")
@@ -156,17 +156,21 @@ def _flatten(config: dict, prefix: str = "") -> dict:
     return out
 
 
-def setting_labels(runs: pd.DataFrame) -> pd.Series:
-    """Per run, the settings that tell it from the other runs of its task, method, profile and tag
-    (``train.lr=0.01``; '' where they all share one).
+def setting_labels(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run, ``setting``: the settings that tell it from the other runs of its task, method,
+    profile and tag (``train.lr=0.01``; '' where they all share one), and ``setting_rank``: that
+    setting's place among its group's in the order of their values (meta-batch 8 before 32).
 
     A setting is the run's config without its seed, compared on the keys every run of the group
     records (runs written before a key existed still match)."""
-    labels = pd.Series("", index=runs.index, dtype=object)
+    out = pd.DataFrame({"setting": "", "setting_rank": 0}, index=runs.index)
     for _, group in runs.groupby(["task", "method", "profile", "tag"], sort=True):
         differing = _differing(group)
-        labels[group.index] = group["config"].map(lambda c: ", ".join(f"{k}={_text(c[k])}" for k in differing))
-    return labels
+        values = group["config"].map(lambda c: tuple(c[k] for k in differing))
+        rank = {v: i for i, v in enumerate(sorted(set(values)))}
+        out.loc[group.index, "setting"] = group["config"].map(lambda c: ", ".join(f"{k}={_text(c[k])}" for k in differing))
+        out.loc[group.index, "setting_rank"] = values.map(lambda v: rank[v])
+    return out
 
 
 def _differing(group: pd.DataFrame) -> list[str]:
@@ -177,7 +181,7 @@ def _differing(group: pd.DataFrame) -> list[str]:
 
 def select(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per task, method, profile and tag, the setting (``setting_labels``, in the ``setting``
-    column) with the best mean validation metric.
+    column; candidates in ``setting_rank`` order) with the best mean validation metric.
 
     Candidates are compared on the seeds they all ran (all their seeds where they share none), so
     that seeds added to the chosen setting afterwards cannot change the choice. Test results play
@@ -190,8 +194,7 @@ def select(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             kept.append(group)
             continue
         higher_is_better = group["metric"].iloc[0] == "accuracy"
-        differing = _differing(group)  # candidates in the order of their values (meta-batch 8 before 32)
-        by_setting = sorted(group.groupby("setting"), key=lambda s: tuple(s[1]["config"].iloc[0][k] for k in differing))
+        by_setting = [(setting, runs_of) for (_, setting), runs_of in group.groupby(["setting_rank", "setting"])]
         shared = set.intersection(*(set(r["seed"]) for _, r in by_setting))
         scored = []
         for setting, runs_of in by_setting:

@@ -167,7 +167,7 @@ def runs_table(c: Collected) -> pd.DataFrame:
     runs = c.every.assign(method=c.every["label"], reported=c.every["run"].isin(c.runs["run"]),
                           value=c.every["value"] * scale, ci95=c.every["ci95"] * scale, best_val=c.every["best_val"] * scale)
     runs = runs.astype({"threads": "Int64", "niceness": "Int64"})  # integers, empty where unrecorded
-    return runs.sort_values(["task", "method", "seed", "run"], key=_ledger_order)[RUN_COLUMNS].reset_index(drop=True)
+    return runs.sort_values(["task", "method", "setting_rank", "seed", "run"], key=_ledger_order)[RUN_COLUMNS].reset_index(drop=True)
 
 
 def _ledger_order(column: pd.Series) -> pd.Series:
